@@ -1,0 +1,33 @@
+/* cli: the mailfs command: options, accounts and the subcommands. */
+#ifndef MAILFS_CLI_H
+#define MAILFS_CLI_H
+
+#include <stdbool.h>
+
+#include "common/log.h"
+#include "fs/config.h"
+#include "sync/imap.h"
+
+struct cli {
+    const char *config_path;        /* borrowed from argv or owned default */
+    struct config_account *account; /* owned; loaded for commands that need it */
+    bool foreground;
+    char *fuse_opts;                /* owned; joined -o options */
+    enum log_level log_level;
+};
+
+/* $XDG_DATA_HOME/mailfs/NAME (or ~/.local/share/mailfs/NAME); owned. */
+char *cli_store_dir(const char *account);
+/* Run password_command and fill *imap from the account (strings borrowed
+ * from cli->account and *password, which the caller wipes and frees). 0 or
+ * -1 after printing the reason. */
+int cli_open_account(const struct cli *cli, struct imap_config *imap, char **password);
+/* Connect and log in once. 0 or -1 with *err. */
+int cli_check_account(const struct imap_config *imap, struct sync_error *err);
+/* Take the store's lock (one process per store): an fd or -1 with *err. */
+int cli_lock_store(const char *store_dir, char **err);
+
+/* mount.c */
+int cli_mount(const struct cli *cli, const char *mountpoint);
+
+#endif

@@ -1,0 +1,220 @@
+/* control: a unix socket in the store directory through which `mailfs sync`
+ * (and later status, online, offline) reach the running mount. One request
+ * line, one answer line: "ok" or "error MESSAGE". Only the mounting user may
+ * connect (the directory is 0700 and the peer's uid is checked). */
+#include "fs/mount.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONTROL_LINE_MAX 4096
+/* A requested sync may take long (an initial sync of a big account). */
+#define CONTROL_SYNC_TIMEOUT_MS (6 * 3600 * 1000)
+
+static int listen_fd = -1;
+static int stop_pipe[2] = {-1, -1};
+static pthread_t accept_thread;
+static struct mount *control_mount;
+
+static char *
+socket_path(const char *store_dir)
+{
+    return xasprintf("%s/control.sock", store_dir);
+}
+
+/* Read one line (without its newline) of at most CONTROL_LINE_MAX bytes. */
+static char *
+read_line(int fd, int timeout_ms)
+{
+    struct dynbuf b;
+    dynbuf_init(&b, CONTROL_LINE_MAX);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (timeout_ms >= 0 && poll(&p, 1, timeout_ms) <= 0)
+            break;
+        char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (c == '\n')
+            return dynbuf_take(&b);
+        if (dynbuf_addc(&b, c) < 0)
+            break;
+    }
+    dynbuf_free(&b);
+    return NULL;
+}
+
+static void
+answer(int fd, const char *status, const char *msg)
+{
+    char *line = msg ? xasprintf("%s %s\n", status, msg) : xasprintf("%s\n", status);
+    /* A message is one line. */
+    for (char *p = line; p[0] && p[1]; p++)
+        if (*p == '\n')
+            *p = ' ';
+    (void)util_write_all(fd, line, strlen(line));
+    free(line);
+}
+
+static void *
+serve(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+        cred.uid != control_mount->uid) {
+        answer(fd, "error", "permission denied");
+        close(fd);
+        return NULL;
+    }
+    char *req = read_line(fd, 5000);
+    if (!req) {
+        close(fd);
+        return NULL;
+    }
+    if (strcmp(req, "sync") == 0 || strncmp(req, "sync ", 5) == 0) {
+        const char *folder = req[4] ? req + 5 : NULL;
+        char *msg = NULL;
+        if (sync_now(control_mount->sync, folder, CONTROL_SYNC_TIMEOUT_MS, &msg) == 0)
+            answer(fd, "ok", NULL);
+        else
+            answer(fd, "error", msg);
+        free(msg);
+    } else {
+        answer(fd, "error", "unknown request");
+    }
+    free(req);
+    close(fd);
+    return NULL;
+}
+
+static void *
+accept_loop(void *arg)
+{
+    for (;;) {
+        struct pollfd p[2] = {{.fd = listen_fd, .events = POLLIN},
+                              {.fd = stop_pipe[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents)
+            break;
+        if (!(p[0].revents & POLLIN))
+            continue;
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, serve, (void *)(intptr_t)fd) != 0)
+            close(fd);
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+int
+control_start(struct mount *m, char **err)
+{
+    char *path = socket_path(m->store_dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        *err = xasprintf("%s: path too long for a unix socket", path);
+        free(path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    /* We hold the store lock: a leftover socket is from a dead mount. */
+    unlink(path);
+    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(listen_fd, 16) < 0 || pipe2(stop_pipe, O_CLOEXEC) < 0) {
+        *err = xasprintf("%s: %s", path, strerror(errno));
+        free(path);
+        if (listen_fd >= 0)
+            close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    free(path);
+    control_mount = m;
+    if (pthread_create(&accept_thread, NULL, accept_loop, NULL) != 0) {
+        *err = xstrdup("cannot start the control thread");
+        return -1;
+    }
+    return 0;
+}
+
+void
+control_stop(void)
+{
+    if (listen_fd < 0)
+        return;
+    (void)!write(stop_pipe[1], "x", 1);
+    pthread_join(accept_thread, NULL);
+    close(listen_fd);
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    listen_fd = -1;
+    char *path = socket_path(control_mount->store_dir);
+    unlink(path);
+    free(path);
+}
+
+int
+control_request(const char *store_dir, const char *request, char **reply)
+{
+    *reply = NULL;
+    char *path = socket_path(store_dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        *reply = xasprintf("%s: path too long", path);
+        free(path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    free(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        *reply = xstrdup(strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char *line = xasprintf("%s\n", request);
+    int w = util_write_all(fd, line, strlen(line));
+    free(line);
+    char *ans = w == 0 ? read_line(fd, -1) : NULL;
+    close(fd);
+    if (!ans) {
+        *reply = xstrdup("the mount closed the connection");
+        return 1;
+    }
+    if (strcmp(ans, "ok") == 0) {
+        free(ans);
+        return 0;
+    }
+    *reply = xstrdup(strncmp(ans, "error ", 6) == 0 ? ans + 6 : ans);
+    free(ans);
+    return 1;
+}

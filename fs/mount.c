@@ -1,0 +1,164 @@
+/* mount: putting an account on a mount point: check the account, open the
+ * store, start the FUSE session, daemonise, start the sync thread and the
+ * control socket, serve until unmounted. */
+#include "fs/mount.h"
+#include "fs/cli.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+close_store(void *p)
+{
+    store_close(p);
+}
+
+/* FUSE options: ours first, the user's after. default_permissions lets the
+ * kernel enforce the 0700/0600 modes, which matters if the user adds
+ * allow_other. */
+static void
+build_args(struct fuse_args *args, const char *account, const char *user_opts)
+{
+    fuse_opt_add_arg(args, "mailfs");
+    char *o = xasprintf("-odefault_permissions,fsname=mailfs:%s,subtype=mailfs", account);
+    fuse_opt_add_arg(args, o);
+    free(o);
+    if (user_opts && user_opts[0]) {
+        o = xasprintf("-o%s", user_opts);
+        fuse_opt_add_arg(args, o);
+        free(o);
+    }
+}
+
+int
+cli_mount(const struct cli *cli, const char *mountpoint)
+{
+    const struct config_account *acct = cli->account;
+    struct mount m;
+    memset(&m, 0, sizeof m);
+    m.store_dir = cli_store_dir(acct->name);
+    m.account = xstrdup(acct->name);
+    m.uid = getuid();
+    m.gid = getgid();
+    m.mount_time = util_now();
+    int rc = 1;
+    int lock_fd = -1;
+    char *err = NULL;
+    struct imap_config imap;
+    char *password = NULL;
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    bool session_mounted = false, handlers = false;
+
+    if (cli_open_account(cli, &imap, &password) < 0)
+        goto out;
+    bool had_store = store_exists(m.store_dir);
+    if (!had_store) {
+        /* No store to serve from: the account must work now. */
+        struct sync_error se;
+        if (cli_check_account(&imap, &se) < 0) {
+            fprintf(stderr, "mailfs: %s\n", se.msg);
+            goto out;
+        }
+    }
+    lock_fd = cli_lock_store(m.store_dir, &err);
+    if (lock_fd < 0) {
+        fprintf(stderr, "mailfs: %s\n", err);
+        goto out;
+    }
+    struct sync_options so = {
+        .store_dir = m.store_dir,
+        .imap = acct->imap ? &imap : NULL,
+        .poll_seconds = acct->poll,
+        .on_change = mount_on_change,
+        .on_change_ctx = &m,
+    };
+    if (sync_new(&so, &m.sync, &err) < 0 || sync_prepare_store(m.sync, &err) < 0) {
+        fprintf(stderr, "mailfs: %s\n", err);
+        goto out;
+    }
+    /* Check that FUSE threads can open the store too (a damaged file is
+     * reported here, not as EIO later). */
+    struct store *probe;
+    if (store_open(m.store_dir, 0, &probe, &err) != STORE_OK) {
+        fprintf(stderr, "mailfs: %s\n", err);
+        goto out;
+    }
+    store_close(probe);
+    pthread_key_create(&m.store_key, close_store);
+
+    build_args(&args, acct->name, cli->fuse_opts);
+    m.se = fuse_session_new(&args, &mount_ops, sizeof mount_ops, &m);
+    if (!m.se) {
+        fprintf(stderr, "mailfs: bad FUSE options: %s\n", cli->fuse_opts ? cli->fuse_opts : "");
+        goto out;
+    }
+    if (fuse_set_signal_handlers(m.se) != 0)
+        goto out;
+    handlers = true;
+    if (fuse_session_mount(m.se, mountpoint) != 0) {
+        fprintf(stderr, "mailfs: cannot mount on %s\n", mountpoint);
+        goto out;
+    }
+    session_mounted = true;
+    if (!cli->foreground) {
+        char *logpath = xasprintf("%s/mailfs.log", m.store_dir);
+        log_open(logpath, cli->log_level);
+        free(logpath);
+    }
+    if (fuse_daemonize(cli->foreground) != 0)
+        goto out;
+    /* Threads start after the fork of fuse_daemonize. */
+    if (sync_start(m.sync) != 0) {
+        log_error("cannot start the sync thread");
+        goto out;
+    }
+    if (control_start(&m, &err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("mounted %s on %s", acct->name, mountpoint);
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(lc, 16);
+    fuse_loop_cfg_set_idle_threads(lc, 4);
+    int lr = fuse_session_loop_mt(m.se, lc);
+    fuse_loop_cfg_destroy(lc);
+    rc = lr == 0 ? 0 : 1;
+    log_info("unmounted %s", mountpoint);
+out:
+    control_stop();
+    if (m.sync) {
+        sync_stop(m.sync);
+        /* Notifications need the session: none after this point. */
+    }
+    if (session_mounted)
+        fuse_session_unmount(m.se);
+    if (handlers)
+        fuse_remove_signal_handlers(m.se);
+    if (m.se) {
+        struct fuse_session *se = m.se;
+        m.se = NULL;
+        fuse_session_destroy(se);
+    }
+    sync_free(m.sync);
+    fuse_opt_free_args(&args);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+    free(err);
+    free(m.dirty_dirs);
+    free(m.store_dir);
+    free(m.account);
+    log_close();
+    return rc;
+}

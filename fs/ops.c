@@ -1,0 +1,690 @@
+/* ops: the FUSE low-level operations. Every answer comes from the store on
+ * the calling thread's own connection; nothing here waits on the network.
+ * Entries, attributes and pages are cached by the kernel for long and
+ * invalidated explicitly when the sync thread changes something
+ * (mount_on_change). Each handler replies exactly once. */
+#include "fs/mount.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* Long kernel cache lifetimes: correctness comes from explicit invalidation. */
+#define CACHE_TIMEOUT 86400.0
+
+static struct mount *
+mnt(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* The calling FUSE thread's store connection, opened on first use. */
+static struct store *
+thread_store(struct mount *m)
+{
+    struct store *st = pthread_getspecific(m->store_key);
+    if (st)
+        return st;
+    char *err = NULL;
+    if (store_open(m->store_dir, 0, &st, &err) != STORE_OK) {
+        log_error("%s", err);
+        free(err);
+        return NULL;
+    }
+    pthread_setspecific(m->store_key, st);
+    return st;
+}
+
+static int
+status_errno(enum store_status s)
+{
+    switch (s) {
+    case STORE_OK: return 0;
+    case STORE_NOTFOUND: return ENOENT;
+    case STORE_EXISTS: return EEXIST;
+    case STORE_BUSY: return EAGAIN;
+    default: return EIO;
+    }
+}
+
+static void
+dir_attr(struct mount *m, uint64_t ino, struct stat *sb)
+{
+    memset(sb, 0, sizeof *sb);
+    sb->st_ino = ino;
+    sb->st_mode = S_IFDIR | 0700;
+    sb->st_nlink = 2;
+    sb->st_uid = m->uid;
+    sb->st_gid = m->gid;
+    sb->st_size = 4096;
+    sb->st_blksize = 4096;
+    sb->st_mtime = sb->st_ctime = sb->st_atime = m->mount_time;
+}
+
+static void
+file_attr(struct mount *m, uint64_t ino, int64_t size, int64_t date, struct stat *sb)
+{
+    memset(sb, 0, sizeof *sb);
+    sb->st_ino = ino;
+    sb->st_mode = S_IFREG | 0600;
+    sb->st_nlink = 1;
+    sb->st_uid = m->uid;
+    sb->st_gid = m->gid;
+    sb->st_size = size;
+    sb->st_blksize = 4096;
+    sb->st_blocks = (size + 511) / 512;
+    sb->st_mtime = sb->st_ctime = sb->st_atime = date;
+}
+
+static void
+fill_entry(struct fuse_entry_param *e)
+{
+    e->generation = 1;
+    e->attr_timeout = CACHE_TIMEOUT;
+    e->entry_timeout = CACHE_TIMEOUT;
+}
+
+static bool
+is_dir_ino(fuse_ino_t ino)
+{
+    return !store_ino_is_item(ino);
+}
+
+static void
+op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct mount *m = userdata;
+    /* Opens cost a round trip per file; files never change under an open
+     * handle, so let the kernel skip them where it can (DESIGN section 8). */
+    m->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+    /* ls -l should get attributes with the listing, every time. */
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static void
+op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct mount *m = mnt(req);
+    if (strlen(name) > NAMES_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
+    if (!is_dir_ino(parent)) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    struct store *st = thread_store(m);
+    if (!st) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    int64_t fid = store_ino_id(parent);
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    fill_entry(&e);
+    struct store_folder f;
+    enum store_status s = store_folder_lookup(st, fid, name, &f);
+    if (s == STORE_OK) {
+        e.ino = store_ino_folder(f.id);
+        dir_attr(m, e.ino, &e.attr);
+        store_folder_clear(&f);
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    if (s != STORE_NOTFOUND) {
+        fuse_reply_err(req, status_errno(s));
+        return;
+    }
+    struct store_item it;
+    s = fid == 0 ? STORE_NOTFOUND : store_item_lookup(st, fid, name, &it);
+    if (s == STORE_OK) {
+        e.ino = store_ino_item(it.id);
+        file_attr(m, e.ino, it.size, it.date, &e.attr);
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    if (s == STORE_NOTFOUND) {
+        /* A cached negative entry: the sync thread invalidates the name when
+         * it appears. */
+        e.ino = 0;
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    fuse_reply_err(req, status_errno(s));
+}
+
+static void
+op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    /* Inodes are store rows: nothing is held per lookup. */
+    fuse_reply_none(req);
+}
+
+static void
+op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    fuse_reply_none(req);
+}
+
+static int
+node_attr(struct mount *m, struct store *st, fuse_ino_t ino, struct stat *sb)
+{
+    if (ino == FUSE_ROOT_ID) {
+        dir_attr(m, ino, sb);
+        return 0;
+    }
+    if (is_dir_ino(ino)) {
+        struct store_folder f;
+        enum store_status s = store_folder_get(st, store_ino_id(ino), &f);
+        if (s != STORE_OK)
+            return status_errno(s);
+        store_folder_clear(&f);
+        dir_attr(m, ino, sb);
+        return 0;
+    }
+    struct store_item it;
+    enum store_status s = store_item_get(st, store_ino_id(ino), &it);
+    if (s != STORE_OK)
+        return status_errno(s);
+    file_attr(m, ino, it.size, it.date, sb);
+    return 0;
+}
+
+static void
+op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct mount *m = mnt(req);
+    struct store *st = thread_store(m);
+    struct stat sb;
+    int e = st ? node_attr(m, st, ino, &sb) : EIO;
+    if (e)
+        fuse_reply_err(req, e);
+    else
+        fuse_reply_attr(req, &sb, CACHE_TIMEOUT);
+}
+
+static void
+op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+           struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void
+op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (!is_dir_ino(ino)) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    /* The kernel keeps the listing until the sync thread invalidates the
+     * directory. */
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
+}
+
+struct dir_fill {
+    struct mount *m;
+    fuse_req_t req;
+    char *buf;
+    size_t size, used;
+    bool plus;
+};
+
+static bool
+add_entry(struct dir_fill *df, const char *name, const struct stat *sb, uint64_t off,
+          bool real)
+{
+    size_t room = df->size - df->used;
+    size_t n;
+    if (df->plus) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof e);
+        e.attr = *sb;
+        if (real) {
+            e.ino = sb->st_ino;
+            fill_entry(&e);
+        }
+        n = fuse_add_direntry_plus(df->req, df->buf + df->used, room, name, &e, (off_t)off);
+    } else {
+        n = fuse_add_direntry(df->req, df->buf + df->used, room, name, sb, (off_t)off);
+    }
+    if (n > room)
+        return false;
+    df->used += n;
+    return true;
+}
+
+static int
+dir_cb(void *ctx, const struct store_dirent *d)
+{
+    struct dir_fill *df = ctx;
+    struct stat sb;
+    if (d->is_dir)
+        dir_attr(df->m, d->ino, &sb);
+    else
+        file_attr(df->m, d->ino, d->size, d->date, &sb);
+    return add_entry(df, d->name, &sb, d->ino, true) ? 0 : 1;
+}
+
+/* Offsets: 1 after ".", 2 after "..", then the inode number of the last
+ * entry returned (store_dir_list cursors). */
+static void
+do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+    struct mount *m = mnt(req);
+    struct store *st = thread_store(m);
+    if (!st) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    struct dir_fill df = {.m = m, .req = req, .size = size, .plus = plus};
+    df.buf = xmalloc(size);
+    struct stat sb;
+    bool full = false;
+    if (off < 1) {
+        dir_attr(m, ino, &sb);
+        full = !add_entry(&df, ".", &sb, 1, false);
+    }
+    if (!full && off < 2) {
+        dir_attr(m, ino, &sb);
+        full = !add_entry(&df, "..", &sb, 2, false);
+    }
+    enum store_status s = STORE_OK;
+    if (!full)
+        s = store_dir_list(st, store_ino_id(ino), off <= 2 ? 0 : (uint64_t)off, dir_cb, &df);
+    if (s != STORE_OK && df.used == 0)
+        fuse_reply_err(req, status_errno(s));
+    else
+        fuse_reply_buf(req, df.buf, df.used);
+    free(df.buf);
+}
+
+static void
+op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    do_readdir(req, ino, size, off, false);
+}
+
+static void
+op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+               struct fuse_file_info *fi)
+{
+    do_readdir(req, ino, size, off, true);
+}
+
+static void
+op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, 0);
+}
+
+static void
+op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct mount *m = mnt(req);
+    if (is_dir_ino(ino)) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (m->no_open) {
+        /* From now on the kernel opens files without asking. */
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
+}
+
+static void
+op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct mount *m = mnt(req);
+    if (is_dir_ino(ino)) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    /* Content files are found from the inode alone: no database read. */
+    struct store *st = thread_store(m);
+    if (!st) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    int fd = store_content_open(st, store_ino_id(ino));
+    if (fd < 0) {
+        log_warn("content of item %lld missing: %s", (long long)store_ino_id(ino),
+                 strerror(-fd));
+        fuse_reply_err(req, -fd == ENOENT ? EIO : -fd);
+        return;
+    }
+    struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    buf.buf[0].fd = fd;
+    buf.buf[0].pos = off;
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+    close(fd);
+}
+
+static void
+op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, 0);
+}
+
+static void
+op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct mount *m = mnt(req);
+    struct statvfs sv;
+    if (statvfs(m->store_dir, &sv) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    sv.f_namemax = NAMES_MAX;
+    fuse_reply_statfs(req, &sv);
+}
+
+static void
+op_readonly_entry(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    fuse_reply_err(req, strlen(name) > NAMES_MAX ? ENAMETOOLONG : EROFS);
+}
+
+static void
+op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    op_readonly_entry(req, parent, name, mode);
+}
+
+static void
+op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void
+op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void
+op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+          const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void
+op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void
+op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+         struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void
+op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+          struct fuse_file_info *fi)
+{
+    op_readonly_entry(req, parent, name, mode);
+}
+
+static void
+op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+             struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+/* ---- extended attributes ---- */
+
+static const char *const item_attrs[] = {"user.sync.state", "user.mail.flags"};
+static const char *const folder_attrs[] = {"user.sync.mode", "user.sync.state",
+                                           "user.sync.last", "user.sync.pending"};
+static const char *const root_attrs[] = {"user.mailfs.mode", "user.mailfs.connection"};
+
+static const char *
+item_state_name(enum store_item_state s)
+{
+    switch (s) {
+    case STORE_ITEM_SYNCED: return "synced";
+    case STORE_ITEM_PARTIAL: return "partial";
+    case STORE_ITEM_LOCAL: return "local";
+    case STORE_ITEM_PENDING: return "pending";
+    case STORE_ITEM_CONFLICT: return "conflict";
+    case STORE_ITEM_ERROR: return "error";
+    }
+    return "synced";
+}
+
+static const char *
+mode_name(const struct store_folder *f)
+{
+    switch (f->mode) {
+    case STORE_MODE_FULL: return "full";
+    case STORE_MODE_HEADERS: return "headers";
+    case STORE_MODE_OFF: return "off";
+    case STORE_MODE_DEFAULT: break;
+    }
+    return "full"; /* every folder is downloaded whole until sync modes land */
+}
+
+/* The value of attribute `name` on node ino, or NULL with *e set. */
+static char *
+xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name, int *e)
+{
+    *e = ENODATA;
+    if (ino == FUSE_ROOT_ID) {
+        if (strcmp(name, "user.mailfs.mode") == 0)
+            return xstrdup("online");
+        if (strcmp(name, "user.mailfs.connection") == 0)
+            return m->sync ? sync_connection_state(m->sync) : xstrdup("offline");
+        return NULL;
+    }
+    if (is_dir_ino(ino)) {
+        struct store_folder f;
+        enum store_status s = store_folder_get(st, store_ino_id(ino), &f);
+        if (s != STORE_OK) {
+            *e = status_errno(s);
+            return NULL;
+        }
+        char *v = NULL;
+        if (strcmp(name, "user.sync.mode") == 0) {
+            v = xstrdup(mode_name(&f));
+        } else if (strcmp(name, "user.sync.state") == 0) {
+            if (f.kind == STORE_KIND_CONFLICTS)
+                v = xstrdup("idle");
+            else
+                v = m->sync ? sync_folder_state(m->sync, f.id) : xstrdup("idle");
+            if (strcmp(v, "waiting") == 0 && f.last_sync) {
+                free(v);
+                v = f.error ? xasprintf("error: %s", f.error) : xstrdup("idle");
+            }
+        } else if (strcmp(name, "user.sync.last") == 0) {
+            char iso[32] = "";
+            if (f.last_sync)
+                util_iso8601(f.last_sync, iso);
+            v = xstrdup(f.last_sync ? iso : "never");
+        } else if (strcmp(name, "user.sync.pending") == 0) {
+            v = xstrdup("0");
+        }
+        store_folder_clear(&f);
+        return v;
+    }
+    struct store_item it;
+    enum store_status s = store_item_get(st, store_ino_id(ino), &it);
+    if (s != STORE_OK) {
+        *e = status_errno(s);
+        return NULL;
+    }
+    if (strcmp(name, "user.sync.state") == 0)
+        return xstrdup(item_state_name(it.state));
+    if (strcmp(name, "user.mail.flags") == 0) {
+        char *flags;
+        s = store_item_flags(st, it.id, &flags);
+        if (s != STORE_OK) {
+            *e = status_errno(s);
+            return NULL;
+        }
+        return flags;
+    }
+    return NULL;
+}
+
+static void
+reply_sized(fuse_req_t req, const char *data, size_t len, size_t size)
+{
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, data, len);
+}
+
+static void
+op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct mount *m = mnt(req);
+    struct store *st = thread_store(m);
+    if (!st) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    int e;
+    char *v = xattr_value(m, st, ino, name, &e);
+    if (!v) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    reply_sized(req, v, strlen(v), size);
+    free(v);
+}
+
+static void
+op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    const char *const *names;
+    size_t n;
+    if (ino == FUSE_ROOT_ID) {
+        names = root_attrs;
+        n = ARRAY_SIZE(root_attrs);
+    } else if (is_dir_ino(ino)) {
+        names = folder_attrs;
+        n = ARRAY_SIZE(folder_attrs);
+    } else {
+        names = item_attrs;
+        n = ARRAY_SIZE(item_attrs);
+    }
+    struct dynbuf b;
+    dynbuf_init(&b, 4096);
+    for (size_t i = 0; i < n; i++)
+        dynbuf_add(&b, names[i], strlen(names[i]) + 1);
+    reply_sized(req, b.data, b.len, size);
+    dynbuf_free(&b);
+}
+
+static void
+op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+            int flags)
+{
+    /* Settings arrive with the write issues; until then the tree is read-only. */
+    bool known = strncmp(name, "user.sync.", 10) == 0 || strncmp(name, "user.mail.", 10) == 0 ||
+                 strncmp(name, "user.mailfs.", 12) == 0;
+    fuse_reply_err(req, known ? EROFS : ENOTSUP);
+}
+
+static void
+op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    fuse_reply_err(req, ENOTSUP);
+}
+
+const struct fuse_lowlevel_ops mount_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_readonly_entry,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .create = op_create,
+    .fallocate = op_fallocate,
+};
+
+/* ---- invalidation, on the sync thread ---- */
+
+static void
+mark_dirty(struct mount *m, uint64_t ino)
+{
+    for (size_t i = 0; i < m->ndirty; i++)
+        if (m->dirty_dirs[i] == ino)
+            return;
+    if (m->ndirty == m->adirty) {
+        m->adirty = m->adirty ? m->adirty * 2 : 16;
+        m->dirty_dirs = xrealloc(m->dirty_dirs, m->adirty * sizeof *m->dirty_dirs);
+    }
+    m->dirty_dirs[m->ndirty++] = ino;
+}
+
+void
+mount_on_change(void *ctx, const struct store_change *c)
+{
+    struct mount *m = ctx;
+    if (!m->se)
+        return;
+    if (!c) {
+        /* End of a batch: drop the cached listings of changed directories. */
+        for (size_t i = 0; i < m->ndirty; i++)
+            fuse_lowlevel_notify_inval_inode(m->se, m->dirty_dirs[i], 0, 0);
+        m->ndirty = 0;
+        return;
+    }
+    if (c->kind == STORE_CHANGE_ENTRY) {
+        /* Errors mean the kernel did not have the name cached: fine. */
+        fuse_lowlevel_notify_inval_entry(m->se, c->parent_ino, c->name, strlen(c->name));
+        mark_dirty(m, c->parent_ino);
+    } else {
+        fuse_lowlevel_notify_inval_inode(m->se, c->ino, 0, 0);
+    }
+}

@@ -1,0 +1,64 @@
+/* content: one file per item under content/XX/ID, XX the low byte of the id,
+ * so no directory grows past a few hundred entries per thousand items. */
+#include "store/store_p.h"
+
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void
+store_content_path(const struct store *st, int64_t item_id, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz, "%s/content/%02x/%lld", st->dir, (unsigned)(item_id & 0xff),
+             (long long)item_id);
+}
+
+int
+store_content_open(const struct store *st, int64_t item_id)
+{
+    char path[4096];
+    store_content_path(st, item_id, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    return fd < 0 ? -errno : fd;
+}
+
+int
+store_content_write(const struct store *st, int64_t item_id, const void *data, size_t len)
+{
+    char path[4096];
+    store_content_path(st, item_id, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        /* First item in this bucket. */
+        char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            int e = errno;
+            free(dir);
+            return -e;
+        }
+        free(dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
+    if (fd < 0)
+        return -errno;
+    int r = util_write_all(fd, data, len);
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    return r;
+}
+
+int
+store_content_unlink(const struct store *st, int64_t item_id)
+{
+    char path[4096];
+    store_content_path(st, item_id, path, sizeof path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}

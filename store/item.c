@@ -1,0 +1,339 @@
+/* item: item rows (files of the tree), their flags and server ids, and the
+ * directory listing that joins folders and items. */
+#include "store/store_p.h"
+
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+read_item(sqlite3_stmt *s, struct store_item *it)
+{
+    it->id = sqlite3_column_int64(s, 0);
+    it->folder_id = sqlite3_column_int64(s, 1);
+    it->uid = (uint32_t)sqlite3_column_int64(s, 2);
+    it->modseq = (uint64_t)sqlite3_column_int64(s, 3);
+    it->size = sqlite3_column_int64(s, 4);
+    it->date = sqlite3_column_int64(s, 5);
+    it->state = (enum store_item_state)sqlite3_column_int(s, 6);
+    it->has_content = sqlite3_column_int(s, 7) != 0;
+    snprintf(it->name, sizeof it->name, "%s", (const char *)sqlite3_column_text(s, 8));
+}
+
+static enum store_status
+one_item(struct store *st, sqlite3_stmt *s, struct store_item *out)
+{
+    int rc = sqlite3_step(s);
+    enum store_status r;
+    if (rc == SQLITE_ROW) {
+        read_item(s, out);
+        r = STORE_OK;
+    } else if (rc == SQLITE_DONE) {
+        r = STORE_NOTFOUND;
+    } else {
+        r = store_sqlite_status(st, rc);
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+enum store_status
+store_item_get(struct store *st, int64_t id, struct store_item *out)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    return one_item(st, s, out);
+}
+
+enum store_status
+store_item_lookup(struct store *st, int64_t folder_id, const char *name,
+                  struct store_item *out)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_LOOKUP);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    return one_item(st, s, out);
+}
+
+enum store_status
+store_item_by_uid(struct store *st, int64_t folder_id, uint32_t uid, struct store_item *out)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_BY_UID);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_int64(s, 2, uid);
+    return one_item(st, s, out);
+}
+
+enum store_status
+store_item_add(struct store *st, const struct store_item_new *n, int64_t *id_out,
+               char *name_out)
+{
+    char name[NAMES_MAX + 1];
+    enum store_status r = store_unique_name(st, n->folder_id, n->wanted_name, name);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_ADD);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, n->folder_id);
+    sqlite3_bind_int64(s, 2, n->uid);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)n->modseq);
+    sqlite3_bind_text(s, 4, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)n->size);
+    sqlite3_bind_int64(s, 6, n->date);
+    sqlite3_bind_text(s, 7, n->flags ? n->flags : "", -1, SQLITE_STATIC);
+    if (n->message_id)
+        sqlite3_bind_text(s, 8, n->message_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 9, n->state);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_sqlite_status(st, rc);
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    int err = store_content_write(st, id, n->content, n->size);
+    if (err < 0) {
+        store_set_error(st, "writing the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    if (id_out)
+        *id_out = id;
+    if (name_out)
+        memcpy(name_out, name, sizeof name);
+    store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(n->folder_id), store_ino_item(id),
+                 name);
+    return STORE_OK;
+}
+
+enum store_status
+store_item_remove(struct store *st, int64_t id)
+{
+    struct store_item it;
+    enum store_status r = store_item_get(st, id, &it);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_DELETE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_sqlite_status(st, rc);
+    /* The row is gone in this transaction; if the transaction rolls back the
+     * content file is missing, which reindex and the has_content check
+     * repair by fetching again. Removing after commit would leak files on a
+     * crash instead; a refetch is the cheaper failure. */
+    int err = store_content_unlink(st, id);
+    if (err < 0) {
+        store_set_error(st, "removing the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(it.folder_id), store_ino_item(id),
+                 it.name);
+    return STORE_OK;
+}
+
+enum store_status
+store_item_flags(struct store *st, int64_t id, char **out)
+{
+    *out = NULL;
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_FLAGS);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    enum store_status r;
+    if (rc == SQLITE_ROW) {
+        *out = xstrdup((const char *)sqlite3_column_text(s, 0));
+        r = STORE_OK;
+    } else {
+        r = rc == SQLITE_DONE ? STORE_NOTFOUND : store_sqlite_status(st, rc);
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+enum store_status
+store_item_set_flags(struct store *st, int64_t id, const char *flags, uint64_t modseq)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_SET_FLAGS);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, flags, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)modseq);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return store_sqlite_status(st, rc);
+}
+
+enum store_status
+store_folder_unmap_uids(struct store *st, int64_t folder_id)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_UNMAP);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return store_sqlite_status(st, rc);
+}
+
+enum store_status
+store_item_find_unmapped(struct store *st, int64_t folder_id, const char *message_id,
+                         int64_t size, struct store_item *out)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_FIND_UNMAPPED);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, size);
+    return one_item(st, s, out);
+}
+
+enum store_status
+store_item_set_uid(struct store *st, int64_t id, uint32_t uid, uint64_t modseq,
+                   const char *flags)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_SET_UID);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, uid);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)modseq);
+    sqlite3_bind_text(s, 4, flags ? flags : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return store_sqlite_status(st, rc);
+}
+
+enum store_status
+store_item_each_uid(struct store *st, int64_t folder_id,
+                    int (*fn)(void *ctx, uint32_t uid, uint64_t modseq, const char *flags,
+                              int64_t id),
+                    void *ctx)
+{
+    /* fn must not use this connection: the statement stays active. */
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_EACH_UID);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (fn(ctx, (uint32_t)sqlite3_column_int64(s, 0),
+               (uint64_t)sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 2),
+               sqlite3_column_int64(s, 3))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+}
+
+enum store_status
+store_item_each_unmapped(struct store *st, int64_t folder_id,
+                         int (*fn)(void *ctx, const struct store_item *it), void *ctx)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_EACH_UNMAPPED);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    struct store_item *all = NULL;
+    size_t n = 0, alloc = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 16;
+            all = xrealloc(all, alloc * sizeof *all);
+        }
+        read_item(s, &all[n++]);
+    }
+    sqlite3_reset(s);
+    enum store_status r = rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+    for (size_t i = 0; r == STORE_OK && i < n; i++)
+        if (fn(ctx, &all[i]))
+            break;
+    free(all);
+    return r;
+}
+
+enum store_status
+store_item_count(struct store *st, int64_t folder_id, bool with_uid, int64_t *out)
+{
+    sqlite3_stmt *s = store_stmt(st, with_uid ? ST_ITEM_COUNT_UID : ST_ITEM_COUNT);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(st, rc);
+}
+
+enum store_status
+store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
+               int (*fn)(void *ctx, const struct store_dirent *e), void *ctx)
+{
+    /* Subfolders first (even inode numbers), then items (odd): a cursor that
+     * is an item's inode means every subfolder was already listed. */
+    int rc = SQLITE_DONE;
+    bool stop = false;
+    int64_t after_item = 0;
+    if (after == 0 || !store_ino_is_item(after)) {
+        sqlite3_stmt *s = store_stmt(st, ST_DIR_FOLDERS);
+        if (!s)
+            return STORE_ERROR;
+        sqlite3_bind_int64(s, 1, folder_id);
+        sqlite3_bind_int64(s, 2, after ? store_ino_id(after) : 0);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_dirent e = {
+                .ino = store_ino_folder(sqlite3_column_int64(s, 0)),
+                .is_dir = true,
+                .name = (const char *)sqlite3_column_text(s, 1),
+            };
+            if (fn(ctx, &e)) {
+                stop = true;
+                break;
+            }
+        }
+        sqlite3_reset(s);
+        if (!stop && rc != SQLITE_DONE)
+            return store_sqlite_status(st, rc);
+        if (stop)
+            return STORE_OK;
+    } else {
+        after_item = store_ino_id(after);
+    }
+    sqlite3_stmt *s = store_stmt(st, ST_DIR_ITEMS);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_int64(s, 2, after_item);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_dirent e = {
+            .ino = store_ino_item(sqlite3_column_int64(s, 0)),
+            .is_dir = false,
+            .name = (const char *)sqlite3_column_text(s, 1),
+            .size = sqlite3_column_int64(s, 2),
+            .date = sqlite3_column_int64(s, 3),
+        };
+        if (fn(ctx, &e)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+}

@@ -1,0 +1,250 @@
+/* names: turns subjects, dates and server folder names into file names that
+ * are safe, readable and fit in one path component. */
+#include "store/names.h"
+#include "common/dynbuf.h"
+#include "common/util.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REPLACEMENT 0xFFFD
+#define FULLWIDTH_SOLIDUS 0xFF0F
+/* The shortest answer names_sanitize can give is ".._". */
+#define SANITIZE_MIN 3
+#define FOLDER_SUFFIX " (folder)"
+
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes available), storing
+ * its code point, or 0 when invalid (overlong forms, surrogates, values past
+ * U+10FFFF, truncated sequences). */
+static size_t
+utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned c = s[0];
+    size_t need;
+    uint32_t v, min;
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2, v = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        need = 3, v = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return need;
+}
+
+static size_t
+utf8_encode(uint32_t cp, char b[4])
+{
+    if (cp < 0x80) {
+        b[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+enum char_class { CH_KEEP, CH_SPACE, CH_DROP };
+
+/* Control characters (C0, DEL, C1) and Unicode white space all become one
+ * space, so a name never holds a tab, a newline or an invisible blank at
+ * either end.
+ *
+ * Dropped entirely: the invisible formatting characters that can make a name
+ * display as something it is not: the bidi embeddings, overrides and isolates
+ * (U+202A-202E, U+2066-2069, so "evil<RLO>lmth.eml" cannot show as
+ * "evilhtml.eml"), the bidi marks (U+200E, U+200F, U+061C), and zero-width
+ * characters with no visible effect (U+200B, U+2060-2064, U+180E, U+FEFF),
+ * plus the deprecated format controls U+206A-206F. ZWNJ and ZWJ (U+200C,
+ * U+200D) are kept: scripts such as Persian and emoji sequences need them. */
+static enum char_class
+classify(uint32_t cp)
+{
+    if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+        return CH_SPACE;
+    switch (cp) {
+    case 0x20:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+        return CH_SPACE;
+    case 0x061C:
+    case 0x180E:
+    case 0x200B:
+    case 0x200E:
+    case 0x200F:
+    case 0xFEFF:
+        return CH_DROP;
+    }
+    if (cp >= 0x2000 && cp <= 0x200A)
+        return CH_SPACE;
+    if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F))
+        return CH_DROP;
+    return CH_KEEP;
+}
+
+/* Append the safe form of s[0..len) to b (empty on entry), at most `max`
+ * bytes, stopping at the first character that does not fit. Empty when
+ * nothing visible is left. */
+static void
+clean(const char *s, size_t len, size_t max, struct dynbuf *b)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool space = false;
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t l = utf8_next(p + i, len - i, &cp);
+        if (!l)
+            cp = REPLACEMENT, l = 1;
+        i += l;
+        if (cp == '/')
+            cp = FULLWIDTH_SOLIDUS;
+        enum char_class k = classify(cp);
+        if (k == CH_DROP)
+            continue;
+        if (k == CH_SPACE) {
+            space = true;
+            continue;
+        }
+        char enc[5];
+        size_t el = 0;
+        if (space && b->len > 0)
+            enc[el++] = ' ';
+        el += utf8_encode(cp, enc + el);
+        if (b->len + el > max)
+            break;
+        dynbuf_add(b, enc, el);
+        space = false;
+    }
+}
+
+char *
+names_sanitize(const char *s, size_t len, size_t max)
+{
+    struct dynbuf b;
+    if (max > NAMES_MAX)
+        max = NAMES_MAX;
+    if (max < SANITIZE_MIN)
+        max = SANITIZE_MIN;
+    dynbuf_init(&b, NAMES_MAX);
+    clean(s ? s : "", s ? len : 0, max, &b);
+    char *r = dynbuf_take(&b);
+    if (strcmp(r, "") == 0 || strcmp(r, ".") == 0 || strcmp(r, "..") == 0) {
+        char *fixed = xasprintf("%s_", r);
+        free(r);
+        r = fixed;
+    }
+    return r;
+}
+
+char *
+names_item(int64_t date, const char *subject, const char *ext)
+{
+    char prefix[64] = "0000-00-00 00.00";
+    struct tm tm;
+    time_t t = (time_t)date;
+    if (!ext)
+        ext = "";
+    if (date >= 0 && localtime_r(&t, &tm))
+        snprintf(prefix, sizeof(prefix), "%04d-%02d-%02d %02d.%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+
+    /* the date and the extension always stay whole; the subject gets the rest */
+    size_t fixed = strlen(prefix) + 1 + strlen(ext);
+    size_t room = fixed < NAMES_MAX ? NAMES_MAX - fixed : 0;
+    struct dynbuf b;
+    dynbuf_init(&b, NAMES_MAX);
+    if (subject)
+        clean(subject, strlen(subject), room, &b);
+    if (b.len == 0)
+        clean("(no subject)", strlen("(no subject)"), room, &b);
+    char *subj = dynbuf_take(&b);
+    char *name = xasprintf("%s %s%s", prefix, subj, ext);
+    free(subj);
+    return name;
+}
+
+int
+names_has_item_ext(const char *name)
+{
+    static const char *const exts[] = {".eml", ".ics", ".vcf", ".txt"};
+    size_t n = strlen(name);
+    if (n < 4)
+        return 0;
+    /* case-insensitive, so "X.EML" is an item name too and folders keep clear */
+    for (size_t i = 0; i < ARRAY_SIZE(exts); i++)
+        if (util_ascii_eq(name + n - 4, 4, exts[i]))
+            return 1;
+    return 0;
+}
+
+char *
+names_variant(const char *name, unsigned n)
+{
+    if (n < 2)
+        return xstrdup(name);
+    size_t len = strlen(name);
+    size_t ext = names_has_item_ext(name) ? 4 : 0;
+    char suffix[32];
+    snprintf(suffix, sizeof(suffix), " (%u)", n);
+    size_t slen = strlen(suffix);
+
+    size_t base = len - ext;
+    size_t room = NAMES_MAX - slen - ext;
+    if (base > room) {
+        base = room;
+        while (base > 0 && ((unsigned char)name[base] & 0xC0) == 0x80)
+            base--; /* never cut inside a UTF-8 character */
+    }
+    while (base > 0 && name[base - 1] == ' ')
+        base--;
+    const char *sep = base > 0 ? suffix : suffix + 1; /* no leading space */
+    return xasprintf("%.*s%s%s", (int)base, name, sep, name + len - ext);
+}
+
+char *
+names_folder(const char *component, size_t len)
+{
+    char *s = names_sanitize(component, len, NAMES_MAX);
+    if (!names_has_item_ext(s))
+        return s;
+    free(s);
+    s = names_sanitize(component, len, NAMES_MAX - strlen(FOLDER_SUFFIX));
+    char *r = xasprintf("%s%s", s, FOLDER_SUFFIX);
+    free(s);
+    return r;
+}

@@ -1,0 +1,119 @@
+/* schema: the database layout and its migrations. PRAGMA user_version holds
+ * the number of migrations applied; each step runs in its own transaction, so
+ * an interrupted upgrade resumes where it stopped. */
+#include "store/store_p.h"
+
+#include "common/util.h"
+
+#include <stdlib.h>
+
+/* Append-only: never edit a released step, add a new one. */
+static const char *const migrations[] = {
+    /* 1: folders and items. */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE folders ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  parent_id INTEGER NOT NULL,"     /* 0: the mount's root */
+    "  kind INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  server_name TEXT,"
+    "  delimiter INTEGER NOT NULL DEFAULT 0,"
+    "  selectable INTEGER NOT NULL DEFAULT 1,"
+    "  mode INTEGER NOT NULL DEFAULT 0,"
+    "  uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    "  highestmodseq INTEGER NOT NULL DEFAULT 0,"
+    "  uidnext INTEGER NOT NULL DEFAULT 0,"
+    "  server_count INTEGER NOT NULL DEFAULT 0,"
+    "  sync_token TEXT,"
+    "  last_sync INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  UNIQUE (parent_id, name));"
+    "CREATE UNIQUE INDEX folders_server ON folders(kind, server_name)"
+    "  WHERE server_name IS NOT NULL;"
+    "CREATE TABLE items ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  folder_id INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL DEFAULT 0,"  /* 0: not known on the server */
+    "  modseq INTEGER NOT NULL DEFAULT 0,"
+    "  name TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  date INTEGER NOT NULL,"
+    "  flags TEXT NOT NULL DEFAULT '',"
+    "  message_id TEXT,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  has_content INTEGER NOT NULL DEFAULT 1,"
+    "  UNIQUE (folder_id, name));"
+    "CREATE UNIQUE INDEX items_uid ON items(folder_id, uid) WHERE uid <> 0;"
+    "CREATE INDEX items_folder ON items(folder_id);",
+
+    /* 2: the journal of local changes, replayed to the server in id order. */
+    "CREATE TABLE journal ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  op INTEGER NOT NULL,"
+    "  folder_id INTEGER NOT NULL DEFAULT 0,"
+    "  item_id INTEGER NOT NULL DEFAULT 0,"
+    "  base_version TEXT,"   /* MODSEQ or ETag the change was based on */
+    "  arg TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT);",
+};
+
+#define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))
+
+static int
+read_version(struct store *st, int *out)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+enum store_status
+store_schema_upgrade(struct store *st, char **err)
+{
+    int version = 0;
+    int rc = read_version(st, &version);
+    if (rc != SQLITE_OK) {
+        enum store_status s = store_sqlite_status(st, rc);
+        *err = xasprintf("%s/store.db: cannot read the store: %s", st->dir,
+                         store_errmsg(st));
+        return s;
+    }
+    if (version > SCHEMA_VERSION) {
+        *err = xasprintf("%s/store.db was written by a newer mailfs (format %d; this "
+                         "mailfs reads up to %d): upgrade mailfs, or move the "
+                         "directory away and run `mailfs reset`",
+                         st->dir, version, SCHEMA_VERSION);
+        return STORE_TOO_NEW;
+    }
+    if (version < SCHEMA_VERSION && st->readonly) {
+        *err = xasprintf("%s/store.db is in an older format (%d): mount the account "
+                         "once to upgrade it", st->dir, version);
+        return STORE_ERROR;
+    }
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char *msg = NULL;
+        char *sql = xasprintf("BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;",
+                              migrations[v], v + 1);
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+        free(sql);
+        if (rc != SQLITE_OK) {
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            enum store_status s = store_sqlite_status(st, rc);
+            *err = xasprintf("%s/store.db: upgrading to format %d failed: %s", st->dir,
+                             v + 1, msg ? msg : sqlite3_errstr(rc));
+            sqlite3_free(msg);
+            return s;
+        }
+    }
+    return STORE_OK;
+}

@@ -1,0 +1,280 @@
+/* store: the local copy of one account. A directory (mode 0700) holding a
+ * sqlite database in WAL mode (folders, items, journal, settings) and one
+ * content file per item under content/, keyed by the item's row id, never by
+ * a server or user name.
+ *
+ * Threads: a struct store is one sqlite connection and must be used by one
+ * thread at a time; every thread that needs the store opens its own (the
+ * sync thread one, each FUSE worker one). WAL lets readers run while the sync
+ * thread writes. Write transactions are short and never span a network wait.
+ *
+ * Ownership: strings inside structs filled by store_* belong to the struct
+ * and are released by the matching *_clear function; memory returned through
+ * char ** belongs to the caller. */
+#ifndef MAILFS_STORE_H
+#define MAILFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/names.h"
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_NOTFOUND,  /* no such row */
+    STORE_EXISTS,    /* a name or key is taken */
+    STORE_BUSY,      /* another process holds the store (or sqlite stayed locked) */
+    STORE_CORRUPT,   /* the database or a content file is damaged */
+    STORE_TOO_NEW,   /* written by a newer mailfs */
+    STORE_IO,        /* a file operation failed (errno in the message) */
+    STORE_ERROR,     /* anything else sqlite reported */
+};
+
+const char *store_status_str(enum store_status s);
+
+/* Kinds of folder. A folder of each kind is a directory in the tree. */
+enum store_kind {
+    STORE_KIND_MAIL = 1,
+    STORE_KIND_EVENTS = 2,
+    STORE_KIND_TASKS = 3,
+    STORE_KIND_NOTES = 4,
+    STORE_KIND_CONTACTS = 5,
+    STORE_KIND_CONFLICTS = 6,
+};
+
+/* Per-folder sync modes (DESIGN section 4). */
+enum store_mode {
+    STORE_MODE_DEFAULT = 0, /* not set: the kind's default applies */
+    STORE_MODE_FULL = 1,
+    STORE_MODE_HEADERS = 2,
+    STORE_MODE_OFF = 3,
+};
+
+/* The state of an item (its user.sync.state). */
+enum store_item_state {
+    STORE_ITEM_SYNCED = 0,
+    STORE_ITEM_PARTIAL = 1,
+    STORE_ITEM_LOCAL = 2,
+    STORE_ITEM_PENDING = 3,
+    STORE_ITEM_CONFLICT = 4,
+    STORE_ITEM_ERROR = 5,
+};
+
+struct store;
+
+enum store_open_flags {
+    STORE_CREATE = 1,   /* create the directory and database when missing */
+    STORE_READONLY = 2, /* never write (status commands) */
+};
+
+/* Open the store in `dir`. On failure returns a status and sets *err to a
+ * message naming the path and the fix (owned by the caller). A database
+ * written by a newer mailfs gives STORE_TOO_NEW, a damaged one STORE_CORRUPT;
+ * an older one is migrated in place. */
+enum store_status store_open(const char *dir, unsigned flags, struct store **out,
+                             char **err);
+void store_close(struct store *st);
+/* true when dir holds a store database. */
+bool store_exists(const char *dir);
+
+/* The directory of the store (borrowed). */
+const char *store_dir(const struct store *st);
+/* The last error message on this connection (borrowed, valid until the next
+ * call). */
+const char *store_errmsg(const struct store *st);
+
+/* Transactions (BEGIN IMMEDIATE: the write lock is taken at once, so a
+ * transaction never fails half-way for lock reasons). Nesting is not
+ * supported. On commit, the changes recorded since begin become visible to
+ * store_take_changes; on rollback they are dropped. */
+enum store_status store_begin(struct store *st);
+enum store_status store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* Settings: a small key/value table (account-wide state such as the
+ * online/offline mode). *out owned by the caller. */
+enum store_status store_meta_get(struct store *st, const char *key, char **out);
+enum store_status store_meta_set(struct store *st, const char *key, const char *value);
+
+/* ---- folders ----
+ * A folder row is a directory. parent_id 0 is the mount's root. server_name
+ * is the protocol's name for it (IMAP mailbox name as the server sends it,
+ * or a DAV collection href); NULL for local-only folders (Conflicts). */
+struct store_folder {
+    int64_t id;
+    int64_t parent_id;
+    enum store_kind kind;
+    char name[NAMES_MAX + 1];
+    char *server_name;      /* owned; may be NULL */
+    char delimiter;         /* IMAP hierarchy delimiter, 0 when none */
+    bool selectable;        /* false for IMAP \Noselect / \NonExistent */
+    enum store_mode mode;   /* as set by the user; DEFAULT when unset */
+    uint32_t uidvalidity;   /* 0 when never synced */
+    uint64_t highestmodseq; /* 0 when unknown */
+    uint32_t uidnext;       /* 0 when unknown */
+    uint32_t server_count;  /* messages on the server at the last sync */
+    char *sync_token;       /* DAV sync token; owned; may be NULL */
+    int64_t last_sync;      /* wall-clock time of the last completed sync, 0 */
+    char *error;            /* last sync error, NULL when none; owned */
+};
+
+void store_folder_clear(struct store_folder *f);
+
+enum store_status store_folder_get(struct store *st, int64_t id, struct store_folder *out);
+enum store_status store_folder_lookup(struct store *st, int64_t parent_id,
+                                      const char *name, struct store_folder *out);
+enum store_status store_folder_by_server_name(struct store *st, enum store_kind kind,
+                                              const char *server_name,
+                                              struct store_folder *out);
+/* Add a folder. f->name is the wanted name; when it is taken in the parent,
+ * " (2)", " (3)"… are tried. The chosen name and the new id are written back
+ * into *f. Records an "entry added" change. */
+enum store_status store_folder_add(struct store *st, struct store_folder *f);
+/* Write the sync fields of f (uidvalidity, highestmodseq, uidnext,
+ * server_count, sync_token, last_sync, error, selectable, delimiter). */
+enum store_status store_folder_update_sync(struct store *st, const struct store_folder *f);
+/* Remove a folder and everything in it (rows and content files) from the
+ * store only. Records changes. */
+enum store_status store_folder_remove(struct store *st, int64_t id);
+/* Call fn for each folder (all when kind is 0), ordered by id. fn returns
+ * non-zero to stop. */
+enum store_status store_folder_each(struct store *st, enum store_kind kind,
+                                    int (*fn)(void *ctx, const struct store_folder *f),
+                                    void *ctx);
+
+/* ---- items ---- */
+struct store_item {
+    int64_t id;
+    int64_t folder_id;
+    uint32_t uid;       /* IMAP UID, 0 when not known */
+    uint64_t modseq;    /* IMAP MODSEQ of the flags, 0 when unknown */
+    int64_t size;       /* bytes of the content file */
+    int64_t date;       /* mtime: the message date or last change */
+    enum store_item_state state;
+    bool has_content;   /* false: the content must be fetched again */
+    char name[NAMES_MAX + 1];
+};
+
+/* Attributes needed to add an item; the store picks the unique name. */
+struct store_item_new {
+    int64_t folder_id;
+    uint32_t uid;
+    uint64_t modseq;
+    int64_t date;
+    const char *wanted_name; /* from names_item(); borrowed */
+    const char *flags;       /* space-separated; borrowed; NULL = "" */
+    const char *message_id;  /* borrowed; may be NULL */
+    enum store_item_state state;
+    const void *content;     /* borrowed; written to the content file */
+    size_t size;
+};
+
+enum store_status store_item_get(struct store *st, int64_t id, struct store_item *out);
+enum store_status store_item_lookup(struct store *st, int64_t folder_id, const char *name,
+                                    struct store_item *out);
+enum store_status store_item_by_uid(struct store *st, int64_t folder_id, uint32_t uid,
+                                    struct store_item *out);
+/* Insert the row and write its content file. The id is returned in *id_out
+ * and the final name in name_out (NAMES_MAX + 1 bytes, may be NULL). Must be
+ * inside a transaction: the row becomes visible at commit, and a crash before
+ * the commit leaves at most an unreferenced content file. */
+enum store_status store_item_add(struct store *st, const struct store_item_new *n,
+                                 int64_t *id_out, char *name_out);
+/* Remove the row and its content file (store only). Records a change. */
+enum store_status store_item_remove(struct store *st, int64_t id);
+/* Flags: *out is owned by the caller. */
+enum store_status store_item_flags(struct store *st, int64_t id, char **out);
+enum store_status store_item_set_flags(struct store *st, int64_t id, const char *flags,
+                                       uint64_t modseq);
+/* Set uid to 0 for every item of the folder (after a UIDVALIDITY change), so
+ * that messages can be matched again by Message-ID and size. */
+enum store_status store_folder_unmap_uids(struct store *st, int64_t folder_id);
+/* An unmapped item (uid 0) of the folder with this Message-ID and size, for
+ * remapping after a UIDVALIDITY change. */
+enum store_status store_item_find_unmapped(struct store *st, int64_t folder_id,
+                                           const char *message_id, int64_t size,
+                                           struct store_item *out);
+enum store_status store_item_set_uid(struct store *st, int64_t id, uint32_t uid,
+                                     uint64_t modseq, const char *flags);
+/* Call fn(ctx, uid, modseq, flags, item_id) for each item of the folder with
+ * a uid, in uid order. flags is borrowed for the call. */
+enum store_status store_item_each_uid(struct store *st, int64_t folder_id,
+                                      int (*fn)(void *ctx, uint32_t uid, uint64_t modseq,
+                                                const char *flags, int64_t id),
+                                      void *ctx);
+/* Items of the folder without a uid (unmapped or local). */
+enum store_status store_item_each_unmapped(struct store *st, int64_t folder_id,
+                                           int (*fn)(void *ctx, const struct store_item *it),
+                                           void *ctx);
+/* Number of items in a folder; with_uid: only those with a uid. */
+enum store_status store_item_count(struct store *st, int64_t folder_id, bool with_uid,
+                                   int64_t *out);
+
+/* ---- directory listing ----
+ * One directory is the folder's subfolders (in id order) then its items (in
+ * id order). A listing resumes after a cursor: 0 for the start, else the
+ * cursor of the last entry returned. Cursors are the entries' inode numbers
+ * (see store_ino_*), so they stay valid while the directory changes. */
+struct store_dirent {
+    uint64_t ino;
+    bool is_dir;
+    const char *name;   /* borrowed for the call */
+    int64_t size;
+    int64_t date;
+};
+enum store_status store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
+                                 int (*fn)(void *ctx, const struct store_dirent *e),
+                                 void *ctx);
+
+/* Inode numbers are store row ids: the root is 1, a folder 2 * id + 2, an
+ * item 2 * id + 1. They are stable across remounts and never reused
+ * (AUTOINCREMENT ids). */
+#define STORE_INO_ROOT 1
+static inline uint64_t
+store_ino_folder(int64_t folder_id)
+{
+    return folder_id == 0 ? STORE_INO_ROOT : (uint64_t)folder_id * 2 + 2;
+}
+static inline uint64_t
+store_ino_item(int64_t item_id)
+{
+    return (uint64_t)item_id * 2 + 1;
+}
+static inline bool
+store_ino_is_item(uint64_t ino)
+{
+    return ino != STORE_INO_ROOT && (ino & 1);
+}
+static inline int64_t
+store_ino_id(uint64_t ino)
+{
+    if (ino == STORE_INO_ROOT)
+        return 0;
+    return (ino & 1) ? (int64_t)((ino - 1) / 2) : (int64_t)((ino - 2) / 2);
+}
+
+/* ---- content ---- */
+/* The path of an item's content file into buf (PATH_MAX bytes). */
+void store_content_path(const struct store *st, int64_t item_id, char *buf, size_t bufsz);
+/* Open the content file read-only: an fd (owned by the caller) or -errno. */
+int store_content_open(const struct store *st, int64_t item_id);
+
+/* ---- change records ----
+ * Every committed change to the tree is recorded so the mount can tell the
+ * kernel (cache invalidation). Kinds: */
+enum store_change_kind {
+    STORE_CHANGE_ENTRY,  /* a name appeared or disappeared in a directory */
+    STORE_CHANGE_INODE,  /* an entry's attributes or content changed */
+};
+struct store_change {
+    enum store_change_kind kind;
+    uint64_t parent_ino;  /* ENTRY: the directory */
+    uint64_t ino;         /* INODE: the entry; ENTRY: the entry (0 unknown) */
+    char name[NAMES_MAX + 1];
+};
+/* Hand committed changes to fn in order and forget them. */
+void store_take_changes(struct store *st, void (*fn)(void *ctx, const struct store_change *c),
+                        void *ctx);
+
+#endif

@@ -1,0 +1,1404 @@
+/* imap_sync: the mail driver. LIST into folder rows; per folder SELECT, find
+ * what changed (QRESYNC, CONDSTORE or a full UID/FLAGS compare, whichever the
+ * server offers), then download new messages in pipelined batches and
+ * commit them to the store in short transactions that never wait on the
+ * network. */
+#include "sync/imap_sync.h"
+
+#include "common/log.h"
+#include "common/util.h"
+#include "formats/mail.h"
+#include "store/names.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Download batching: a FETCH command asks for at most this many messages or
+ * bytes, and this many commands are in flight at once so the connection
+ * never idles between batches. */
+#define FETCH_CHUNK_MSGS 250
+#define FETCH_CHUNK_BYTES (4u << 20)
+#define FETCH_INFLIGHT 4
+/* Messages received are committed to the store in batches of this size. */
+#define COMMIT_BYTES (8u << 20)
+#define COMMIT_MSGS 500
+/* IDLE is renewed well within the 29 minutes RFC 2177 allows. */
+#define IDLE_MAX_MS (25 * 60 * 1000)
+
+/* What LIST and STATUS said about a mailbox. */
+struct mbox_status {
+    char *name;          /* server name; owned */
+    bool have;           /* a STATUS response was seen */
+    uint32_t messages, uidnext, uidvalidity;
+    uint64_t highestmodseq;
+};
+
+struct imap_driver {
+    struct sync_driver base;
+    const struct imap_config *cfg; /* borrowed */
+    struct imap_conn *conn;        /* owned; NULL when disconnected */
+    char *selected;                /* server name of the selected mailbox; owned */
+    bool changed_while_selected;   /* the server reported a change we did not act on */
+    struct mbox_status *status;    /* owned, from the last list */
+    size_t nstatus;
+};
+
+/* A message as the server describes it before download. */
+struct srv_msg {
+    uint32_t uid;
+    uint32_t size;
+    uint64_t modseq;
+    char *flags; /* normalised; owned */
+};
+
+struct srv_list {
+    struct srv_msg *v;
+    size_t n, alloc;
+};
+
+static void
+srv_list_free(struct srv_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].flags);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->alloc = 0;
+}
+
+static struct srv_msg *
+srv_list_add(struct srv_list *l)
+{
+    if (l->n == l->alloc) {
+        l->alloc = l->alloc ? l->alloc * 2 : 256;
+        l->v = xrealloc(l->v, l->alloc * sizeof *l->v);
+    }
+    struct srv_msg *m = &l->v[l->n++];
+    memset(m, 0, sizeof *m);
+    return m;
+}
+
+static int
+srv_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct srv_msg *)a)->uid, y = ((const struct srv_msg *)b)->uid;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- flags ----
+ * Stored as "seen answered flagged deleted draft" (those present, in that
+ * order) followed by the keywords sorted, space-separated. */
+
+static const char *const system_flags[][2] = {
+    {"\\Seen", "seen"},       {"\\Answered", "answered"}, {"\\Flagged", "flagged"},
+    {"\\Deleted", "deleted"}, {"\\Draft", "draft"},
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *
+flags_normalise(const struct imap_value *list)
+{
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 16);
+    if (!list || list->kind != IMAP_LIST)
+        return dynbuf_take(&b);
+    for (size_t k = 0; k < ARRAY_SIZE(system_flags); k++)
+        for (size_t i = 0; i < list->n; i++)
+            if (imap_value_is(&list->items[i], system_flags[k][0])) {
+                if (b.len)
+                    dynbuf_addc(&b, ' ');
+                dynbuf_adds(&b, system_flags[k][1]);
+                break;
+            }
+    char **kw = xcalloc(list->n, sizeof *kw);
+    size_t nkw = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        const struct imap_value *v = &list->items[i];
+        if (v->kind != IMAP_ATOM || v->len == 0 || v->data[0] == '\\')
+            continue;
+        kw[nkw++] = xstrndup(v->data, v->len);
+    }
+    qsort(kw, nkw, sizeof *kw, cmp_str);
+    for (size_t i = 0; i < nkw; i++) {
+        if (i == 0 || strcmp(kw[i], kw[i - 1]) != 0) {
+            if (b.len)
+                dynbuf_addc(&b, ' ');
+            dynbuf_adds(&b, kw[i]);
+        }
+        free(kw[i]);
+    }
+    free(kw);
+    return dynbuf_take(&b);
+}
+
+/* ---- helpers over responses ---- */
+
+static char *
+value_str(const struct imap_value *v)
+{
+    if (!v || (v->kind != IMAP_ATOM && v->kind != IMAP_STRING))
+        return NULL;
+    if (memchr(v->data, '\0', v->len))
+        return NULL;
+    return xstrndup(v->data, v->len);
+}
+
+static bool
+value_u32(const struct imap_value *v, uint32_t *out)
+{
+    uint64_t x;
+    if (!v || imap_value_u64(v, &x) < 0 || x > UINT32_MAX)
+        return false;
+    *out = (uint32_t)x;
+    return true;
+}
+
+/* The MODSEQ of a FETCH item list: "MODSEQ (123)". */
+static uint64_t
+fetch_modseq(const struct imap_value *attrs)
+{
+    const struct imap_value *m = imap_fetch_item(attrs, "MODSEQ");
+    uint64_t x = 0;
+    if (m && m->kind == IMAP_LIST && m->n == 1 && imap_value_u64(&m->items[0], &x) == 0)
+        return x;
+    return 0;
+}
+
+/* INTERNALDATE "17-Jul-1996 02:44:25 -0700" → seconds, via the RFC 5322
+ * parser once the dashes are spaces. */
+static int64_t
+internaldate(const struct imap_value *v)
+{
+    if (!v || v->kind != IMAP_STRING || v->len >= 64)
+        return -1;
+    char buf[64];
+    memcpy(buf, v->data, v->len);
+    buf[v->len] = '\0';
+    for (int i = 0, dashes = 0; buf[i] && dashes < 2; i++)
+        if (buf[i] == '-') {
+            buf[i] = ' ';
+            dashes++;
+        }
+    int64_t t;
+    return mail_parse_date(buf, strlen(buf), &t) == 0 ? t : -1;
+}
+
+static struct imap_driver *
+drv(struct sync_driver *d)
+{
+    return (struct imap_driver *)d;
+}
+
+static int
+store_fail(struct sync_error *err, struct store *st, const char *what)
+{
+    sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER, "%s: %s", what,
+                   store_errmsg(st));
+    return -1;
+}
+
+/* ---- connect ---- */
+
+static int
+op_connect(struct sync_driver *d, struct sync_error *err)
+{
+    struct imap_driver *id = drv(d);
+    if (id->conn)
+        return 0;
+    if (imap_connect(id->cfg, &id->conn, err) < 0)
+        return -1;
+    free(id->selected);
+    id->selected = NULL;
+    id->changed_while_selected = false;
+    return 0;
+}
+
+static void
+op_disconnect(struct sync_driver *d)
+{
+    struct imap_driver *id = drv(d);
+    imap_close(id->conn);
+    id->conn = NULL;
+    free(id->selected);
+    id->selected = NULL;
+}
+
+static bool
+op_connected(const struct sync_driver *d)
+{
+    return ((const struct imap_driver *)d)->conn != NULL;
+}
+
+/* A connection-level failure leaves the connection unusable. */
+static int
+conn_fail(struct imap_driver *id, struct sync_error *err)
+{
+    if (err->scope == SYNC_SCOPE_ACCOUNT)
+        op_disconnect(&id->base);
+    return -1;
+}
+
+/* ---- list ---- */
+
+static const char *const reserved_top[] = {"Calendar", "Tasks", "Notes", "Contacts",
+                                           "Conflicts"};
+
+char *
+imap_sync_top_name(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(reserved_top); i++)
+        if (strcasecmp(name, reserved_top[i]) == 0)
+            return xasprintf("%s (mail)", name);
+    if (strcasecmp(name, "Inbox") == 0)
+        return xasprintf("%s (mail)", name); /* only INBOX itself is "Inbox" */
+    return xstrdup(name);
+}
+
+struct list_entry {
+    char *name;      /* server name; owned */
+    char delim;
+    bool selectable;
+};
+
+struct list_ctx {
+    struct imap_driver *id;
+    struct list_entry *v;
+    size_t n, alloc;
+};
+
+static bool
+is_inbox(const char *name)
+{
+    return strcasecmp(name, "INBOX") == 0;
+}
+
+static struct mbox_status *
+status_find(struct imap_driver *id, const char *name)
+{
+    for (size_t i = 0; i < id->nstatus; i++)
+        if (strcmp(id->status[i].name, name) == 0)
+            return &id->status[i];
+    return NULL;
+}
+
+static void
+status_parse(struct imap_driver *id, const struct imap_response *r)
+{
+    if (r->args.n < 2 || r->args.items[1].kind != IMAP_LIST)
+        return;
+    char *name = value_str(&r->args.items[0]);
+    if (!name)
+        return;
+    if (is_inbox(name)) {
+        free(name);
+        name = xstrdup("INBOX");
+    }
+    struct mbox_status *s = status_find(id, name);
+    if (!s) {
+        id->status = xrealloc(id->status, (id->nstatus + 1) * sizeof *id->status);
+        s = &id->status[id->nstatus++];
+        memset(s, 0, sizeof *s);
+        s->name = name;
+    } else {
+        free(name);
+    }
+    const struct imap_value *l = &r->args.items[1];
+    s->have = true;
+    for (size_t i = 0; i + 1 < l->n; i += 2) {
+        uint64_t x;
+        if (imap_value_u64(&l->items[i + 1], &x) < 0)
+            continue;
+        if (imap_value_is(&l->items[i], "MESSAGES"))
+            s->messages = (uint32_t)x;
+        else if (imap_value_is(&l->items[i], "UIDNEXT"))
+            s->uidnext = (uint32_t)x;
+        else if (imap_value_is(&l->items[i], "UIDVALIDITY"))
+            s->uidvalidity = (uint32_t)x;
+        else if (imap_value_is(&l->items[i], "HIGHESTMODSEQ"))
+            s->highestmodseq = x;
+    }
+}
+
+static int
+list_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct list_ctx *lc = ctx;
+    if (!r->name)
+        return 0;
+    if (strcmp(r->name, "STATUS") == 0) {
+        status_parse(lc->id, r);
+        return 0;
+    }
+    if (strcmp(r->name, "LIST") != 0 || r->args.n < 3)
+        return 0;
+    const struct imap_value *fl = &r->args.items[0];
+    const struct imap_value *dl = &r->args.items[1];
+    char *name = value_str(&r->args.items[2]);
+    if (!name || name[0] == '\0' || fl->kind != IMAP_LIST) {
+        free(name);
+        return 0;
+    }
+    bool selectable = true;
+    for (size_t i = 0; i < fl->n; i++)
+        if (imap_value_is(&fl->items[i], "\\Noselect") ||
+            imap_value_is(&fl->items[i], "\\NonExistent"))
+            selectable = false;
+    char delim = 0;
+    if (dl->kind == IMAP_STRING && dl->len == 1)
+        delim = dl->data[0];
+    if (is_inbox(name)) {
+        free(name);
+        name = xstrdup("INBOX");
+    }
+    if (lc->n == lc->alloc) {
+        lc->alloc = lc->alloc ? lc->alloc * 2 : 32;
+        lc->v = xrealloc(lc->v, lc->alloc * sizeof *lc->v);
+    }
+    lc->v[lc->n++] = (struct list_entry){name, delim, selectable};
+    return 0;
+}
+
+/* The folder row for a server name, created with its parents when new.
+ * Sets *id_out. Marks every folder it touches in `seen`. */
+static int
+ensure_folder(struct imap_driver *id, const char *server_name, char delim, bool selectable,
+              bool listed, int64_t *id_out, struct sync_error *err)
+{
+    struct store *st = id->base.st;
+    struct store_folder f;
+    enum store_status s = store_folder_by_server_name(st, STORE_KIND_MAIL, server_name, &f);
+    if (s == STORE_OK) {
+        if (listed && (f.selectable != selectable || f.delimiter != delim)) {
+            f.selectable = selectable;
+            f.delimiter = delim;
+            if (store_folder_update_sync(st, &f) != STORE_OK) {
+                store_folder_clear(&f);
+                return store_fail(err, st, "updating a folder");
+            }
+        }
+        *id_out = f.id;
+        store_folder_clear(&f);
+        return 0;
+    }
+    if (s != STORE_NOTFOUND)
+        return store_fail(err, st, "reading folders");
+
+    int64_t parent = 0;
+    const char *leaf = server_name;
+    const char *cut = delim ? strrchr(server_name, delim) : NULL;
+    if (cut && cut != server_name && cut[1] != '\0') {
+        char *pname = xstrndup(server_name, (size_t)(cut - server_name));
+        int r = ensure_folder(id, pname, delim, false, false, &parent, err);
+        free(pname);
+        if (r < 0)
+            return -1;
+        leaf = cut + 1;
+    }
+    char *local;
+    if (parent == 0 && strcmp(server_name, "INBOX") == 0) {
+        local = xstrdup("Inbox");
+    } else {
+        char *decoded = imap_mutf7_decode(leaf, strlen(leaf));
+        const char *use = decoded ? decoded : leaf;
+        char *safe = names_folder(use, strlen(use));
+        free(decoded);
+        if (parent == 0) {
+            local = imap_sync_top_name(safe);
+            free(safe);
+        } else {
+            local = safe;
+        }
+    }
+    memset(&f, 0, sizeof f);
+    f.parent_id = parent;
+    f.kind = STORE_KIND_MAIL;
+    snprintf(f.name, sizeof f.name, "%s", local);
+    free(local);
+    f.server_name = (char *)server_name;
+    f.delimiter = delim;
+    f.selectable = selectable;
+    s = store_folder_add(st, &f);
+    if (s != STORE_OK)
+        return store_fail(err, st, "adding a folder");
+    log_info("new folder %s", f.name);
+    *id_out = f.id;
+    return 0;
+}
+
+struct stale_ctx {
+    int64_t *keep;  /* sorted ids of folders still on the server */
+    size_t nkeep;
+    int64_t *drop;
+    size_t ndrop, alloc;
+};
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+stale_cb(void *ctx, const struct store_folder *f)
+{
+    struct stale_ctx *sc = ctx;
+    if (bsearch(&f->id, sc->keep, sc->nkeep, sizeof *sc->keep, cmp_i64))
+        return 0;
+    if (sc->ndrop == sc->alloc) {
+        sc->alloc = sc->alloc ? sc->alloc * 2 : 8;
+        sc->drop = xrealloc(sc->drop, sc->alloc * sizeof *sc->drop);
+    }
+    sc->drop[sc->ndrop++] = f->id;
+    return 0;
+}
+
+/* Record the folder and all its ancestors as present. */
+static void
+keep_chain(struct store *st, int64_t fid, int64_t **keep, size_t *n, size_t *alloc)
+{
+    while (fid) {
+        if (*n == *alloc) {
+            *alloc = *alloc ? *alloc * 2 : 32;
+            *keep = xrealloc(*keep, *alloc * sizeof **keep);
+        }
+        (*keep)[(*n)++] = fid;
+        struct store_folder f;
+        if (store_folder_get(st, fid, &f) != STORE_OK)
+            return;
+        fid = f.parent_id;
+        store_folder_clear(&f);
+    }
+}
+
+static int
+op_list(struct sync_driver *d, struct sync_error *err)
+{
+    struct imap_driver *id = drv(d);
+    struct store *st = d->st;
+    for (size_t i = 0; i < id->nstatus; i++)
+        free(id->status[i].name);
+    free(id->status);
+    id->status = NULL;
+    id->nstatus = 0;
+
+    bool condstore = imap_has(id->conn, IMAP_CAP_CONDSTORE);
+    const char *items = condstore ? "MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ"
+                                  : "MESSAGES UIDNEXT UIDVALIDITY";
+    struct list_ctx lc = {.id = id};
+    uint32_t tag;
+    if (imap_has(id->conn, IMAP_CAP_LIST_STATUS))
+        tag = imap_cmd(id->conn, "LIST \"\" \"*\" RETURN (STATUS (%s))", items);
+    else
+        tag = imap_cmd(id->conn, "LIST \"\" \"*\"");
+    int rc = imap_wait(id->conn, tag, list_cb, &lc, NULL, err);
+    if (rc == 0 && !imap_has(id->conn, IMAP_CAP_LIST_STATUS) && condstore) {
+        /* STATUS for every folder, pipelined: one round trip in all. */
+        uint32_t last = 0;
+        for (size_t i = 0; i < lc.n; i++) {
+            if (!lc.v[i].selectable)
+                continue;
+            imap_cmd_begin(id->conn);
+            imap_cmd_add(id->conn, "STATUS ");
+            imap_cmd_add_astring(id->conn, lc.v[i].name);
+            imap_cmd_add(id->conn, " (%s)", items);
+            last = imap_cmd_end(id->conn);
+        }
+        for (uint32_t t = tag + 1; rc == 0 && last && t <= last; t++) {
+            enum imap_status sst;
+            rc = imap_wait(id->conn, t, list_cb, &lc, &sst, err);
+        }
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < lc.n; i++)
+            free(lc.v[i].name);
+        free(lc.v);
+        return conn_fail(id, err);
+    }
+
+    int64_t *keep = NULL;
+    size_t nkeep = 0, akeep = 0;
+    if (store_begin(st) != STORE_OK) {
+        rc = store_fail(err, st, "starting a transaction");
+    } else {
+        for (size_t i = 0; rc == 0 && i < lc.n; i++) {
+            int64_t fid;
+            rc = ensure_folder(id, lc.v[i].name, lc.v[i].delim, lc.v[i].selectable, true,
+                               &fid, err);
+            if (rc == 0)
+                keep_chain(st, fid, &keep, &nkeep, &akeep);
+        }
+        /* Folders gone from the server leave the store (never the other
+         * way round: a folder missing locally is not deleted remotely). */
+        if (rc == 0 && lc.n > 0) {
+            qsort(keep, nkeep, sizeof *keep, cmp_i64);
+            struct stale_ctx sc = {.keep = keep, .nkeep = nkeep};
+            if (store_folder_each(st, STORE_KIND_MAIL, stale_cb, &sc) != STORE_OK)
+                rc = store_fail(err, st, "reading folders");
+            for (size_t i = 0; rc == 0 && i < sc.ndrop; i++) {
+                struct store_folder f;
+                /* A parent may already have taken its children along. */
+                if (store_folder_get(st, sc.drop[i], &f) != STORE_OK)
+                    continue;
+                log_info("folder %s is gone from the server", f.name);
+                store_folder_clear(&f);
+                if (store_folder_remove(st, sc.drop[i]) != STORE_OK)
+                    rc = store_fail(err, st, "removing a folder");
+            }
+            free(sc.drop);
+        }
+        if (rc == 0 && store_commit(st) != STORE_OK)
+            rc = store_fail(err, st, "committing folders");
+        else if (rc != 0)
+            store_rollback(st);
+    }
+    free(keep);
+    for (size_t i = 0; i < lc.n; i++)
+        free(lc.v[i].name);
+    free(lc.v);
+    if (rc == 0 && d->host)
+        d->host->committed(d->host);
+    return rc;
+}
+
+static bool
+op_maybe_changed(struct sync_driver *d, const struct store_folder *f)
+{
+    struct imap_driver *id = drv(d);
+    if (!f->server_name || f->last_sync == 0 || f->error)
+        return true;
+    if (!id->conn || !imap_has(id->conn, IMAP_CAP_CONDSTORE))
+        return true; /* flag changes cannot be seen without a SELECT */
+    struct mbox_status *s = status_find(id, f->server_name);
+    if (!s || !s->have)
+        return true;
+    return s->uidvalidity != f->uidvalidity || s->uidnext != f->uidnext ||
+           s->messages != f->server_count || s->highestmodseq != f->highestmodseq ||
+           s->highestmodseq == 0;
+}
+
+/* ---- folder sync ---- */
+
+struct select_ctx {
+    struct imap_driver *id;
+    uint32_t exists, uidvalidity, uidnext;
+    uint64_t highestmodseq;
+    bool nomodseq;
+    char *vanished;           /* QRESYNC VANISHED (EARLIER) sets, ','-joined; owned */
+    struct srv_list updates;  /* FETCH responses: flag changes and new UIDs */
+};
+
+static void
+collect_vanished(struct select_ctx *sc, const struct imap_response *r)
+{
+    /* "* VANISHED (EARLIER) 1:3,5": the last argument is the set. */
+    if (r->args.n == 0)
+        return;
+    const struct imap_value *set = &r->args.items[r->args.n - 1];
+    if (set->kind != IMAP_ATOM)
+        return;
+    size_t old = sc->vanished ? strlen(sc->vanished) : 0;
+    sc->vanished = xrealloc(sc->vanished, old + set->len + 2);
+    if (old)
+        sc->vanished[old++] = ',';
+    memcpy(sc->vanished + old, set->data, set->len);
+    sc->vanished[old + set->len] = '\0';
+}
+
+/* A FETCH with UID and FLAGS (no body): a flag change or a new message. */
+static void
+collect_fetch_flags(struct srv_list *l, const struct imap_response *r)
+{
+    if (r->args.n != 1 || r->args.items[0].kind != IMAP_LIST)
+        return;
+    const struct imap_value *a = &r->args.items[0];
+    uint32_t uid, size = 0;
+    if (!value_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0)
+        return;
+    const struct imap_value *fl = imap_fetch_item(a, "FLAGS");
+    if (!fl)
+        return;
+    value_u32(imap_fetch_item(a, "RFC822.SIZE"), &size);
+    struct srv_msg *m = srv_list_add(l);
+    m->uid = uid;
+    m->size = size;
+    m->modseq = fetch_modseq(a);
+    m->flags = flags_normalise(fl);
+}
+
+static int
+select_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct select_ctx *sc = ctx;
+    if (r->status == IMAP_ST_OK && r->code) {
+        uint32_t x;
+        const struct imap_value *arg = r->code_args.n ? &r->code_args.items[0] : NULL;
+        if (strcmp(r->code, "UIDVALIDITY") == 0 && value_u32(arg, &x))
+            sc->uidvalidity = x;
+        else if (strcmp(r->code, "UIDNEXT") == 0 && value_u32(arg, &x))
+            sc->uidnext = x;
+        else if (strcmp(r->code, "HIGHESTMODSEQ") == 0 && arg)
+            imap_value_u64(arg, &sc->highestmodseq);
+        else if (strcmp(r->code, "NOMODSEQ") == 0)
+            sc->nomodseq = true;
+        return 0;
+    }
+    if (!r->name)
+        return 0;
+    if (strcmp(r->name, "EXISTS") == 0 && r->has_number)
+        sc->exists = r->number;
+    else if (strcmp(r->name, "VANISHED") == 0)
+        collect_vanished(sc, r);
+    else if (strcmp(r->name, "FETCH") == 0)
+        collect_fetch_flags(&sc->updates, r);
+    return 0;
+}
+
+/* Untagged responses outside SELECT: remember that the mailbox moved on. */
+static void
+note_unsolicited(struct imap_driver *id, const struct imap_response *r, uint32_t exists)
+{
+    if (!r->name)
+        return;
+    if ((strcmp(r->name, "EXISTS") == 0 && r->number != exists) ||
+        strcmp(r->name, "EXPUNGE") == 0 || strcmp(r->name, "VANISHED") == 0 ||
+        strcmp(r->name, "FETCH") == 0)
+        id->changed_while_selected = true;
+}
+
+static int
+generic_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct select_ctx *sc = ctx;
+    note_unsolicited(sc->id, r, sc->exists);
+    return 0;
+}
+
+static int
+uidlist_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct select_ctx *sc = ctx;
+    if (r->name && strcmp(r->name, "FETCH") == 0) {
+        collect_fetch_flags(&sc->updates, r);
+        return 0;
+    }
+    note_unsolicited(sc->id, r, sc->exists);
+    return 0;
+}
+
+/* One message received, waiting for its batch to be committed. */
+struct pending {
+    uint32_t uid;
+    uint64_t modseq;
+    int64_t date;
+    char *flags;      /* owned */
+    char *message_id; /* owned, may be NULL */
+    char *name;       /* wanted file name; owned */
+    char *data;       /* owned */
+    size_t size;
+};
+
+struct fetch_ctx {
+    struct imap_driver *id;
+    struct select_ctx *sc;
+    int64_t folder_id;
+    bool remap;             /* UIDVALIDITY changed: match unmapped items */
+    struct pending *batch;  /* owned */
+    size_t nbatch, abatch, batch_bytes;
+    int64_t done, total;
+    bool failed;            /* a chunk was refused */
+    char failmsg[256];
+};
+
+static void
+pending_free(struct pending *p)
+{
+    free(p->flags);
+    free(p->message_id);
+    free(p->name);
+    free(p->data);
+}
+
+/* Same bytes as the content file of an item? */
+static bool
+content_equal(struct store *st, int64_t item_id, const char *data, size_t len)
+{
+    int fd = store_content_open(st, item_id);
+    if (fd < 0)
+        return false;
+    char buf[65536];
+    size_t off = 0;
+    bool same = true;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0) {
+            same = false;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (off + (size_t)n > len || memcmp(buf, data + off, (size_t)n) != 0) {
+            same = false;
+            break;
+        }
+        off += (size_t)n;
+    }
+    close(fd);
+    return same && off == len;
+}
+
+static int
+flush_batch(struct fetch_ctx *fc, struct sync_error *err)
+{
+    if (fc->nbatch == 0)
+        return 0;
+    struct store *st = fc->id->base.st;
+    int rc = 0;
+    if (store_begin(st) != STORE_OK)
+        return store_fail(err, st, "starting a transaction");
+    for (size_t i = 0; rc == 0 && i < fc->nbatch; i++) {
+        struct pending *p = &fc->batch[i];
+        struct store_item it;
+        /* The same UID may already be here (a repeated FETCH). */
+        if (store_item_by_uid(st, fc->folder_id, p->uid, &it) == STORE_OK)
+            continue;
+        if (fc->remap && p->message_id &&
+            store_item_find_unmapped(st, fc->folder_id, p->message_id, (int64_t)p->size,
+                                     &it) == STORE_OK &&
+            content_equal(st, it.id, p->data, p->size)) {
+            if (store_item_set_uid(st, it.id, p->uid, p->modseq, p->flags) != STORE_OK)
+                rc = store_fail(err, st, "remapping a message");
+            continue;
+        }
+        struct store_item_new n = {
+            .folder_id = fc->folder_id,
+            .uid = p->uid,
+            .modseq = p->modseq,
+            .date = p->date,
+            .wanted_name = p->name,
+            .flags = p->flags,
+            .message_id = p->message_id,
+            .state = STORE_ITEM_SYNCED,
+            .content = p->data,
+            .size = p->size,
+        };
+        if (store_item_add(st, &n, NULL, NULL) != STORE_OK)
+            rc = store_fail(err, st, "storing a message");
+    }
+    if (rc == 0 && store_commit(st) != STORE_OK)
+        rc = store_fail(err, st, "committing messages");
+    else if (rc != 0)
+        store_rollback(st);
+    fc->done += (int64_t)fc->nbatch;
+    for (size_t i = 0; i < fc->nbatch; i++)
+        pending_free(&fc->batch[i]);
+    fc->nbatch = 0;
+    fc->batch_bytes = 0;
+    struct sync_host *h = fc->id->base.host;
+    if (rc == 0 && h) {
+        h->committed(h);
+        h->progress(h, fc->folder_id, fc->done, fc->total);
+    }
+    return rc;
+}
+
+static int
+fetch_body_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct fetch_ctx *fc = ctx;
+    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1 ||
+        r->args.items[0].kind != IMAP_LIST) {
+        note_unsolicited(fc->id, r, fc->sc->exists);
+        return 0;
+    }
+    const struct imap_value *a = &r->args.items[0];
+    const struct imap_value *body = imap_fetch_item(a, "BODY[]");
+    uint32_t uid;
+    if (!body || !value_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0) {
+        /* A flag change of another message during the download. */
+        fc->id->changed_while_selected = true;
+        return 0;
+    }
+    if (body->kind != IMAP_STRING) {
+        log_warn("message UID %u has no body (NIL); skipped", uid);
+        return 0;
+    }
+    struct mail_info mi;
+    mail_info_parse(body->data, body->len, &mi);
+    int64_t date = mi.date;
+    if (date < 0)
+        date = internaldate(imap_fetch_item(a, "INTERNALDATE"));
+    if (date < 0)
+        date = 0;
+    if (fc->nbatch == fc->abatch) {
+        fc->abatch = fc->abatch ? fc->abatch * 2 : 64;
+        fc->batch = xrealloc(fc->batch, fc->abatch * sizeof *fc->batch);
+    }
+    struct pending *p = &fc->batch[fc->nbatch++];
+    p->uid = uid;
+    p->modseq = fetch_modseq(a);
+    p->date = date;
+    p->flags = flags_normalise(imap_fetch_item(a, "FLAGS"));
+    p->message_id = mi.message_id;
+    mi.message_id = NULL;
+    p->name = names_item(date, mi.subject, ".eml");
+    p->data = xmalloc(body->len ? body->len : 1);
+    memcpy(p->data, body->data, body->len);
+    p->size = body->len;
+    fc->batch_bytes += body->len;
+    mail_info_free(&mi);
+    if (fc->batch_bytes >= COMMIT_BYTES || fc->nbatch >= COMMIT_MSGS)
+        return flush_batch(fc, err);
+    return 0;
+}
+
+/* Download the messages `want` (sorted UIDs, sizes alongside when known). */
+static int
+fetch_bodies(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
+             struct sync_error *err)
+{
+    struct imap_conn *c = fc->id->conn;
+    bool condstore = imap_has(c, IMAP_CAP_CONDSTORE) && !fc->sc->nomodseq;
+    fc->total = (int64_t)n;
+    size_t next = 0;
+    uint32_t inflight[FETCH_INFLIGHT];
+    size_t ninflight = 0;
+    uint32_t *uids = xmalloc((n ? n : 1) * sizeof *uids);
+    struct dynbuf set;
+    dynbuf_init(&set, 1 << 20);
+    int rc = 0;
+    while (rc == 0 && (next < n || ninflight > 0)) {
+        while (next < n && ninflight < FETCH_INFLIGHT) {
+            size_t k = 0, bytes = 0;
+            while (next < n && k < FETCH_CHUNK_MSGS &&
+                   (k == 0 || bytes + want[next].size <= FETCH_CHUNK_BYTES)) {
+                bytes += want[next].size;
+                uids[k++] = want[next++].uid;
+            }
+            dynbuf_reset(&set);
+            imap_seqset_format(&set, uids, k);
+            inflight[ninflight++] = imap_cmd(
+                c, "UID FETCH %s (UID FLAGS INTERNALDATE BODY.PEEK[]%s)", set.data,
+                condstore ? " MODSEQ" : "");
+        }
+        enum imap_status status;
+        rc = imap_wait(c, inflight[0], fetch_body_cb, fc, &status, err);
+        if (rc < 0)
+            break;
+        if (status != IMAP_ST_OK) {
+            fc->failed = true;
+            snprintf(fc->failmsg, sizeof fc->failmsg, "%s", imap_last_text(c));
+            log_warn("the server refused to send some messages: %s", fc->failmsg);
+        }
+        memmove(inflight, inflight + 1, (ninflight - 1) * sizeof *inflight);
+        ninflight--;
+    }
+    dynbuf_free(&set);
+    free(uids);
+    if (rc == 0)
+        rc = flush_batch(fc, err);
+    return rc;
+}
+
+/* Local state of a folder, read once per sync: uid → (flags, item id). */
+struct local_msg {
+    uint32_t uid;
+    int64_t id;
+    char *flags; /* owned */
+};
+
+struct local_list {
+    struct local_msg *v;
+    size_t n, alloc;
+};
+
+static int
+local_cb(void *ctx, uint32_t uid, uint64_t modseq, const char *flags, int64_t id)
+{
+    struct local_list *l = ctx;
+    if (l->n == l->alloc) {
+        l->alloc = l->alloc ? l->alloc * 2 : 256;
+        l->v = xrealloc(l->v, l->alloc * sizeof *l->v);
+    }
+    l->v[l->n++] = (struct local_msg){uid, id, xstrdup(flags ? flags : "")};
+    return 0;
+}
+
+static void
+local_free(struct local_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].flags);
+    free(l->v);
+}
+
+static struct local_msg *
+local_find(struct local_list *l, uint32_t uid)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->v[mid].uid == uid)
+            return &l->v[mid];
+        if (l->v[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Apply flag updates; return the messages that are not in the store yet. */
+static int
+apply_updates(struct imap_driver *id, int64_t folder_id, struct local_list *local,
+              struct srv_list *upd, struct srv_list *missing, struct sync_error *err)
+{
+    struct store *st = id->base.st;
+    if (upd->n == 0)
+        return 0;
+    qsort(upd->v, upd->n, sizeof *upd->v, srv_cmp);
+    int rc = 0;
+    if (store_begin(st) != STORE_OK)
+        return store_fail(err, st, "starting a transaction");
+    for (size_t i = 0; rc == 0 && i < upd->n; i++) {
+        struct srv_msg *m = &upd->v[i];
+        if (i > 0 && upd->v[i - 1].uid == m->uid)
+            continue;
+        struct local_msg *l = local_find(local, m->uid);
+        if (!l) {
+            struct srv_msg *x = srv_list_add(missing);
+            *x = *m;
+            x->flags = xstrdup(m->flags);
+            continue;
+        }
+        if (strcmp(l->flags, m->flags) != 0) {
+            if (store_item_set_flags(st, l->id, m->flags, m->modseq) != STORE_OK)
+                rc = store_fail(err, st, "updating flags");
+            free(l->flags);
+            l->flags = xstrdup(m->flags);
+        }
+    }
+    if (rc == 0 && store_commit(st) != STORE_OK)
+        rc = store_fail(err, st, "committing flags");
+    else if (rc != 0)
+        store_rollback(st);
+    return rc;
+}
+
+/* Remove from the store the messages whose UIDs are in `gone` (a test). */
+static int
+remove_local(struct imap_driver *id, struct local_list *local,
+             bool (*gone)(void *ctx, uint32_t uid), void *ctx, struct sync_error *err)
+{
+    struct store *st = id->base.st;
+    int rc = 0;
+    bool any = false;
+    for (size_t i = 0; i < local->n; i++)
+        if (gone(ctx, local->v[i].uid)) {
+            any = true;
+            break;
+        }
+    if (!any)
+        return 0;
+    if (store_begin(st) != STORE_OK)
+        return store_fail(err, st, "starting a transaction");
+    size_t kept = 0;
+    for (size_t i = 0; i < local->n; i++) {
+        if (rc == 0 && gone(ctx, local->v[i].uid)) {
+            if (store_item_remove(st, local->v[i].id) != STORE_OK)
+                rc = store_fail(err, st, "removing an expunged message");
+            free(local->v[i].flags);
+            continue;
+        }
+        local->v[kept++] = local->v[i];
+    }
+    local->n = kept;
+    if (rc == 0 && store_commit(st) != STORE_OK)
+        rc = store_fail(err, st, "committing expunges");
+    else if (rc != 0)
+        store_rollback(st);
+    return rc;
+}
+
+static bool
+gone_not_on_server(void *ctx, uint32_t uid)
+{
+    struct srv_list *srv = ctx; /* sorted */
+    size_t lo = 0, hi = srv->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (srv->v[mid].uid == uid)
+            return false;
+        if (srv->v[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return true;
+}
+
+static bool
+gone_vanished(void *ctx, uint32_t uid)
+{
+    const char *set = ctx;
+    struct imap_seqset_iter it;
+    imap_seqset_begin(&it, set, strlen(set));
+    uint32_t lo, hi;
+    while (imap_seqset_next(&it, &lo, &hi) == 1)
+        if (uid >= lo && uid <= hi)
+            return true;
+    return false;
+}
+
+/* After a UIDVALIDITY change: items that found no new UID are gone. Only
+ * items that were in sync go; local changes (later issues) stay. */
+struct unmapped_ctx {
+    struct store *st;
+    int rc;
+};
+
+static int
+drop_unmapped_cb(void *ctx, const struct store_item *it)
+{
+    struct unmapped_ctx *uc = ctx;
+    if (it->state != STORE_ITEM_SYNCED && it->state != STORE_ITEM_PARTIAL)
+        return 0;
+    if (store_item_remove(uc->st, it->id) != STORE_OK) {
+        uc->rc = -1;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+select_folder(struct imap_driver *id, const struct store_folder *f, bool resync,
+              struct select_ctx *sc, struct sync_error *err)
+{
+    struct imap_conn *c = id->conn;
+    imap_cmd_begin(c);
+    imap_cmd_add(c, "SELECT ");
+    imap_cmd_add_astring(c, f->server_name);
+    if (imap_qresync_enabled(c) && resync && f->uidvalidity && f->highestmodseq)
+        imap_cmd_add(c, " (QRESYNC (%u %llu))", f->uidvalidity,
+                     (unsigned long long)f->highestmodseq);
+    else if (imap_has(c, IMAP_CAP_CONDSTORE))
+        imap_cmd_add(c, " (CONDSTORE)");
+    uint32_t tag = imap_cmd_end(c);
+    free(id->selected);
+    id->selected = NULL;
+    id->changed_while_selected = false;
+    enum imap_status status;
+    if (imap_wait(c, tag, select_cb, sc, &status, err) < 0)
+        return -1;
+    if (status != IMAP_ST_OK) {
+        sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_FOLDER, SYNC_RETRY_LATER,
+                       "cannot open folder %s: %s", f->name, imap_last_text(c));
+        return -1;
+    }
+    id->selected = xstrdup(f->server_name);
+    return 0;
+}
+
+static int
+op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
+{
+    struct imap_driver *id = drv(d);
+    struct store *st = d->st;
+    struct imap_conn *c = id->conn;
+    struct store_folder f;
+    if (store_folder_get(st, folder_id, &f) != STORE_OK)
+        return store_fail(err, st, "reading a folder");
+    if (!f.selectable || !f.server_name) {
+        store_folder_clear(&f);
+        return 0;
+    }
+    struct select_ctx sc = {.id = id};
+    struct local_list local = {0};
+    struct srv_list server = {0}, missing = {0};
+    struct fetch_ctx fc = {.id = id, .sc = &sc, .folder_id = folder_id};
+    int rc = select_folder(id, &f, true, &sc, err);
+    if (rc < 0)
+        goto out;
+
+    bool validity_changed = f.uidvalidity != 0 && sc.uidvalidity != f.uidvalidity;
+    bool condstore = imap_has(c, IMAP_CAP_CONDSTORE) && !sc.nomodseq && sc.highestmodseq;
+    bool full = f.uidvalidity == 0 || validity_changed || !condstore || f.highestmodseq == 0;
+    if (validity_changed) {
+        log_warn("folder %s: UIDVALIDITY changed (%u -> %u); matching messages again",
+                 f.name, f.uidvalidity, sc.uidvalidity);
+        if (store_begin(st) != STORE_OK || store_folder_unmap_uids(st, folder_id) != STORE_OK ||
+            store_commit(st) != STORE_OK) {
+            store_rollback(st);
+            rc = store_fail(err, st, "unmapping UIDs");
+            goto out;
+        }
+        fc.remap = true;
+    }
+    if (store_item_each_uid(st, folder_id, local_cb, &local) != STORE_OK) {
+        rc = store_fail(err, st, "reading messages");
+        goto out;
+    }
+    if (!fc.remap) {
+        /* Leftovers of an interrupted remap still need their match. */
+        int64_t all = 0;
+        store_item_count(st, folder_id, false, &all);
+        fc.remap = all > (int64_t)local.n;
+    }
+
+    if (full) {
+        /* Every UID and its flags: expunges, flag changes and new ones at once. */
+        if (sc.exists > 0) {
+            uint32_t tag = imap_cmd(c, "UID FETCH 1:* (UID FLAGS RFC822.SIZE%s)",
+                                    condstore ? " MODSEQ" : "");
+            rc = imap_wait(c, tag, uidlist_cb, &sc, NULL, err);
+            if (rc < 0)
+                goto out;
+        }
+        server = sc.updates;
+        memset(&sc.updates, 0, sizeof sc.updates);
+        qsort(server.v, server.n, sizeof *server.v, srv_cmp);
+        rc = remove_local(id, &local, gone_not_on_server, &server, err);
+        if (rc == 0)
+            rc = apply_updates(id, folder_id, &local, &server, &missing, err);
+    } else {
+        if (!imap_qresync_enabled(c) && sc.highestmodseq != f.highestmodseq) {
+            uint32_t tag = imap_cmd(c, "UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %llu)",
+                                    (unsigned long long)f.highestmodseq);
+            rc = imap_wait(c, tag, uidlist_cb, &sc, NULL, err);
+            if (rc < 0)
+                goto out;
+        }
+        if (sc.uidnext > f.uidnext && f.uidnext) {
+            uint32_t tag = imap_cmd(c, "UID FETCH %u:* (UID FLAGS RFC822.SIZE)", f.uidnext);
+            rc = imap_wait(c, tag, uidlist_cb, &sc, NULL, err);
+            if (rc < 0)
+                goto out;
+        }
+        if (imap_qresync_enabled(c)) {
+            if (sc.vanished)
+                rc = remove_local(id, &local, gone_vanished, sc.vanished, err);
+        } else if (rc == 0 && local.n + 0 != sc.exists) {
+            /* CONDSTORE without QRESYNC cannot name expunged UIDs: compare the
+             * full UID list when the counts disagree. */
+            struct select_ctx all = {.id = id, .exists = sc.exists};
+            uint32_t tag = imap_cmd(c, "UID FETCH 1:* (UID)");
+            /* uidlist_cb only keeps FETCH with FLAGS; collect UIDs here. */
+            struct srv_list uidonly = {0};
+            rc = imap_wait(c, tag, uidlist_cb, &all, NULL, err);
+            (void)uidonly;
+            if (rc == 0) {
+                srv_list_free(&all.updates);
+                uint32_t tag2 = imap_cmd(c, "UID FETCH 1:* (UID FLAGS)");
+                rc = imap_wait(c, tag2, uidlist_cb, &all, NULL, err);
+            }
+            if (rc == 0) {
+                qsort(all.updates.v, all.updates.n, sizeof *all.updates.v, srv_cmp);
+                rc = remove_local(id, &local, gone_not_on_server, &all.updates, err);
+            }
+            srv_list_free(&all.updates);
+        }
+        if (rc == 0)
+            rc = apply_updates(id, folder_id, &local, &sc.updates, &missing, err);
+    }
+    if (rc < 0)
+        goto out;
+
+    qsort(missing.v, missing.n, sizeof *missing.v, srv_cmp);
+    if (missing.n) {
+        log_info("folder %s: downloading %zu messages", f.name, missing.n);
+        rc = fetch_bodies(&fc, missing.v, missing.n, err);
+        if (rc < 0)
+            goto out;
+    }
+    if (fc.remap && !fc.failed) {
+        struct unmapped_ctx uc = {.st = st};
+        if (store_begin(st) != STORE_OK ||
+            store_item_each_unmapped(st, folder_id, drop_unmapped_cb, &uc) != STORE_OK ||
+            uc.rc < 0 || store_commit(st) != STORE_OK) {
+            store_rollback(st);
+            rc = store_fail(err, st, "dropping messages gone after a UIDVALIDITY change");
+            goto out;
+        }
+        if (d->host)
+            d->host->committed(d->host);
+    }
+
+    /* Record where we are. After a refused download the old position stays,
+     * so the next sync asks again for what is missing. */
+    free(f.error);
+    f.error = NULL;
+    if (fc.failed) {
+        f.error = xasprintf("some messages could not be downloaded: %s", fc.failmsg);
+    } else {
+        f.uidvalidity = sc.uidvalidity;
+        f.uidnext = sc.uidnext;
+        f.highestmodseq = condstore ? sc.highestmodseq : 0;
+        f.server_count = sc.exists;
+    }
+    f.last_sync = util_now();
+    if (store_folder_update_sync(st, &f) != STORE_OK) {
+        rc = store_fail(err, st, "saving the folder state");
+        goto out;
+    }
+    if (d->host)
+        d->host->committed(d->host);
+    if (fc.failed) {
+        sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_FOLDER, SYNC_RETRY_LATER, "%s",
+                       f.error);
+        rc = -1;
+    }
+out:
+    for (size_t i = 0; i < fc.nbatch; i++)
+        pending_free(&fc.batch[i]);
+    free(fc.batch);
+    free(sc.vanished);
+    srv_list_free(&sc.updates);
+    srv_list_free(&server);
+    srv_list_free(&missing);
+    local_free(&local);
+    store_folder_clear(&f);
+    if (rc < 0)
+        return conn_fail(id, err);
+    return 0;
+}
+
+/* ---- waiting for changes ---- */
+
+static int
+inbox_id(struct imap_driver *id, int64_t *out)
+{
+    struct store_folder f;
+    if (store_folder_by_server_name(id->base.st, STORE_KIND_MAIL, "INBOX", &f) != STORE_OK)
+        return -1;
+    *out = f.id;
+    store_folder_clear(&f);
+    return 0;
+}
+
+static int
+sleep_wait(int wake_fd, int timeout_ms, atomic_bool *cancel)
+{
+    int64_t deadline = util_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - util_now_ms();
+        if (left <= 0)
+            return 0;
+        if (cancel && atomic_load(cancel))
+            return 2;
+        struct pollfd p = {.fd = wake_fd, .events = POLLIN};
+        int n = poll(&p, wake_fd >= 0 ? 1 : 0, left > 500 ? 500 : (int)left);
+        if (n > 0)
+            return 2;
+    }
+}
+
+static int
+op_wait(struct sync_driver *d, int wake_fd, int timeout_ms, int64_t *folder_id,
+        struct sync_error *err)
+{
+    struct imap_driver *id = drv(d);
+    struct imap_conn *c = id->conn;
+    int64_t inbox;
+    if (!c || !imap_has(c, IMAP_CAP_IDLE) || inbox_id(id, &inbox) < 0)
+        return sleep_wait(wake_fd, timeout_ms, d->host ? d->host->cancel : NULL);
+    *folder_id = inbox;
+    if (timeout_ms > IDLE_MAX_MS)
+        timeout_ms = IDLE_MAX_MS;
+    if (!id->selected || strcmp(id->selected, "INBOX") != 0) {
+        /* Changes since INBOX was last synced would not be announced: sync
+         * it first, which leaves it selected. */
+        return 1;
+    }
+    if (id->changed_while_selected)
+        return 1;
+    uint32_t tag = imap_cmd(c, "IDLE");
+    int result = 0;
+    bool idling = false;
+    int64_t deadline = util_now_ms() + timeout_ms;
+    for (;;) {
+        struct imap_response *r;
+        int64_t left = deadline - util_now_ms();
+        if (left < 0)
+            left = 0;
+        int n = imap_read(c, &r, (int)left, wake_fd, err);
+        if (n < 0)
+            return conn_fail(id, err);
+        if (n == 0) {
+            result = 0;
+            break;
+        }
+        if (n == 2) {
+            result = 2;
+            break;
+        }
+        if (r->kind == IMAP_RESP_CONTINUATION) {
+            idling = true;
+            continue;
+        }
+        if (r->kind == IMAP_RESP_TAGGED && imap_resp_tag(r) == tag) {
+            /* The server ended IDLE (or refused it). */
+            return r->status == IMAP_ST_OK ? 1 : sleep_wait(wake_fd, timeout_ms, NULL);
+        }
+        if (r->kind == IMAP_RESP_UNTAGGED && r->status == IMAP_ST_BYE) {
+            sync_error_set(err, SYNC_ERR_CONNECT, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
+                           "the server closed the connection: %s", r->text ? r->text : "");
+            return conn_fail(id, err);
+        }
+        if (r->name && (strcmp(r->name, "EXISTS") == 0 || strcmp(r->name, "EXPUNGE") == 0 ||
+                        strcmp(r->name, "FETCH") == 0 || strcmp(r->name, "VANISHED") == 0)) {
+            result = 1;
+            break;
+        }
+    }
+    (void)idling;
+    imap_send_raw(c, "DONE\r\n");
+    struct select_ctx sc = {.id = id, .exists = UINT32_MAX};
+    if (imap_wait(c, tag, generic_cb, &sc, NULL, err) < 0)
+        return conn_fail(id, err);
+    if (id->changed_while_selected && result != 2)
+        result = 1;
+    return result;
+}
+
+static void
+op_free(struct sync_driver *d)
+{
+    struct imap_driver *id = drv(d);
+    op_disconnect(d);
+    for (size_t i = 0; i < id->nstatus; i++)
+        free(id->status[i].name);
+    free(id->status);
+    free(id);
+}
+
+static const struct sync_driver_ops imap_ops = {
+    .name = "imap",
+    .connect = op_connect,
+    .disconnect = op_disconnect,
+    .connected = op_connected,
+    .list = op_list,
+    .maybe_changed = op_maybe_changed,
+    .sync_folder = op_sync_folder,
+    .wait = op_wait,
+    .free = op_free,
+};
+
+struct sync_driver *
+imap_sync_new(const struct imap_config *cfg, struct store *st, struct sync_host *host)
+{
+    struct imap_driver *id = xcalloc(1, sizeof *id);
+    id->base.ops = &imap_ops;
+    id->base.st = st;
+    id->base.host = host;
+    id->cfg = cfg;
+    return &id->base;
+}
