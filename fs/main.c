@@ -159,9 +159,10 @@ unescape_mountinfo(char *s)
     *w = '\0';
 }
 
-/* If path is a mailfs mount point, the account mounted there (owned). */
+/* If path is a mailfs mount point, the store directory of the account
+ * mounted there (owned): the mount's source is "mailfs:STORE_DIR". */
 static char *
-mounted_account(const char *path)
+mounted_store(const char *path)
 {
     char real[PATH_MAX];
     if (!realpath(path, real))
@@ -206,11 +207,11 @@ cmd_sync(struct cli *cli, int argc, char **argv)
     }
     const char *target = argv[0];
     const char *folder = argc == 2 ? argv[1] : NULL;
-    char *account = mounted_account(target);
-    bool is_mount = account != NULL;
-    if (!account)
-        account = xstrdup(target);
-    char *store_dir = cli_store_dir(account);
+    char *store_dir = mounted_store(target);
+    bool is_mount = store_dir != NULL;
+    char *account = is_mount ? xstrdup(strrchr(store_dir, '/') + 1) : xstrdup(target);
+    if (!is_mount)
+        store_dir = cli_store_dir(account);
     char *request = folder ? xasprintf("sync %s", folder) : xstrdup("sync");
     char *reply = NULL;
     int r = control_request(store_dir, request, &reply);

@@ -4,6 +4,7 @@
 #include "fs/mount.h"
 #include "fs/cli.h"
 
+#include "common/dynbuf.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -25,12 +26,22 @@ close_store(void *p)
  * kernel enforce the 0700/0600 modes, which matters if the user adds
  * allow_other. */
 static void
-build_args(struct fuse_args *args, const char *account, const char *user_opts)
+build_args(struct fuse_args *args, const char *store_dir, const char *user_opts)
 {
     fuse_opt_add_arg(args, "mailfs");
-    char *o = xasprintf("-odefault_permissions,fsname=mailfs:%s,subtype=mailfs", account);
-    fuse_opt_add_arg(args, o);
-    free(o);
+    /* The source shown by mount and df is the store: `mailfs sync MOUNTPOINT`
+     * finds the control socket there, whatever the caller's environment. */
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 16);
+    dynbuf_adds(&b, "-odefault_permissions,subtype=mailfs,fsname=mailfs:");
+    for (const char *p = store_dir; *p; p++) {
+        if (*p == ',' || *p == '\\')
+            dynbuf_addc(&b, '\\');
+        dynbuf_addc(&b, *p);
+    }
+    fuse_opt_add_arg(args, b.data);
+    dynbuf_free(&b);
+    char *o;
     if (user_opts && user_opts[0]) {
         o = xasprintf("-o%s", user_opts);
         fuse_opt_add_arg(args, o);
@@ -94,7 +105,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     store_close(probe);
     pthread_key_create(&m.store_key, close_store);
 
-    build_args(&args, acct->name, cli->fuse_opts);
+    build_args(&args, m.store_dir, cli->fuse_opts);
     m.se = fuse_session_new(&args, &mount_ops, sizeof mount_ops, &m);
     if (!m.se) {
         fprintf(stderr, "mailfs: bad FUSE options: %s\n", cli->fuse_opts ? cli->fuse_opts : "");
