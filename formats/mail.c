@@ -2,6 +2,7 @@
  * Subject, Message-ID), tolerantly and in bounded time and memory. */
 #include "formats/mail.h"
 #include "common/dynbuf.h"
+#include "common/utf8.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -30,73 +31,6 @@ static bool
 is_wsp(char c)
 {
     return c == ' ' || c == '\t';
-}
-
-/* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes available), storing
- * its code point, or 0 when invalid (overlong forms, surrogates, values past
- * U+10FFFF, truncated sequences). */
-static size_t
-utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned c = s[0];
-    size_t need;
-    uint32_t v, min;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2, v = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        need = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return need;
-}
-
-static bool
-utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    uint32_t cp;
-    while (i < n) {
-        size_t l = utf8_next(p + i, n - i, &cp);
-        if (!l)
-            return false;
-        i += l;
-    }
-    return true;
-}
-
-/* Where to cut s[0..len) so that at most `max` bytes remain without
- * splitting a UTF-8 sequence (raw 8-bit text must not turn from valid UTF-8
- * into "Latin-1" just because a cap fell inside a character). */
-static size_t
-utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t m = max;
-    while (m > 0 && max - m < 3 && ((unsigned char)s[m] & 0xC0) == 0x80)
-        m--;
-    return m;
 }
 
 /* ---- header fields ---- */
@@ -580,6 +514,11 @@ flush_pending(struct decoder *d)
     if (d->pend.len == 0)
         return;
     iconv_t cd = get_converter(d, d->pend_cs);
+    if (cd == (iconv_t)-1) { /* not expected: the charset opened before */
+        put_cp(d, REPLACEMENT);
+        dynbuf_reset(&d->pend);
+        return;
+    }
     char obuf[1024];
     char *in = d->pend.data;
     size_t inleft = d->pend.len;
