@@ -71,7 +71,7 @@
 #define CONFIG_MAX_FILE (1024 * 1024)
 #define CONFIG_MAX_LINE 4096
 #define CONFIG_MAX_NAME 64
-#define POLL_MIN 5
+#define POLL_MIN 1
 #define POLL_MAX 86400
 #define POLL_DEFAULT 60
 #define PASSWORD_MAX (64 * 1024)
@@ -303,6 +303,14 @@ check_name(struct parser *p, int line, const char *name)
                     "account name '%s' cannot be a directory name ('.' or '..' in it); "
                     "rename it",
                     name);
+    static const char *const commands[] = {"sync", "status", "online", "offline",
+                                           "reindex", "reset"};
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (strcmp(name, commands[i]) == 0)
+            return fail(p, line,
+                        "account name '%s' is a mailfs command (mailfs %s ...); rename "
+                        "the account",
+                        name, name);
     if (name[0] == '-')
         return fail(p, line,
                     "account name '%s' starts with '-' and would read as an option; "
