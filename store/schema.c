@@ -57,6 +57,9 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL,"
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  error TEXT);",
+
+    /* 3: finding unmapped messages again after a UIDVALIDITY change. */
+    "CREATE INDEX items_unmapped ON items(folder_id, message_id, size) WHERE uid = 0;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))

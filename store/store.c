@@ -41,7 +41,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 #define ITEM_COLS "id, folder_id, uid, modseq, size, date, state, has_content, name"
     [ST_ITEM_GET] = "SELECT " ITEM_COLS " FROM items WHERE id = ?1",
     [ST_ITEM_LOOKUP] = "SELECT " ITEM_COLS " FROM items WHERE folder_id = ?1 AND name = ?2",
-    [ST_ITEM_BY_UID] = "SELECT " ITEM_COLS " FROM items WHERE folder_id = ?1 AND uid = ?2",
+    /* "uid <> 0" lets sqlite use the partial index items_uid. */
+    [ST_ITEM_BY_UID] = "SELECT " ITEM_COLS " FROM items WHERE folder_id = ?1 AND uid = ?2 "
+                       "AND uid <> 0",
     [ST_ITEM_ADD] = "INSERT INTO items(folder_id, uid, modseq, name, size, date, flags, "
                     "message_id, state, has_content) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
