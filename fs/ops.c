@@ -109,6 +109,8 @@ op_init(void *userdata, struct fuse_conn_info *conn)
     /* ls -l should get attributes with the listing, every time. */
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    /* Without open requests, O_TRUNC must reach us as a setattr. */
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 static void

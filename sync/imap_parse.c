@@ -24,21 +24,21 @@ struct arena_chunk {
 
 struct imap_parser {
     size_t max_response;
-    size_t buf_limit;     /* most unparsed bytes we hold (see imap_parser_new) */
-    struct dynbuf buf;    /* received bytes; [start, buf.len) not yet released */
-    size_t start;         /* offset of the first byte of the current response */
-    bool holding;         /* a returned response still lives at start */
-    size_t held;          /* its length */
+    size_t buf_limit;      /* most unparsed bytes we hold (see imap_parser_new) */
+    struct dynbuf buf;     /* received bytes; [start, buf.len) not yet released */
+    size_t start;          /* offset of the first byte of the current response */
+    bool holding;          /* a returned response still lives at start */
+    size_t held;           /* its length */
     struct dynbuf pending; /* bytes fed while holding: buf must not move then */
 
     /* Framing of the response at buf.data + start; offsets relative to start,
      * kept across calls so a large literal is never rescanned. */
-    size_t scan;          /* where the search for the next LF resumes */
-    size_t line_start;    /* first byte of the line being scanned */
-    size_t lit_end;       /* in_literal: offset just past the literal */
+    size_t scan;       /* where the search for the next LF resumes */
+    size_t line_start; /* first byte of the line being scanned */
+    size_t lit_end;    /* in_literal: offset just past the literal */
     bool in_literal;
-    bool classified;      /* first line seen; single_line is known */
-    bool single_line;     /* status and continuation lines carry no literal */
+    bool classified;  /* first line seen; single_line is known */
+    bool single_line; /* status and continuation lines carry no literal */
 
     enum imap_parse_result failed; /* IMAP_PARSE_OK while usable */
     const char *err;
@@ -394,8 +394,7 @@ arena_copy(struct imap_parser *p, const struct imap_value *src, size_t n)
         size_t cap = c ? c->cap * 2 : ARENA_MIN;
         if (cap < n)
             cap = n;
-        struct arena_chunk *nc =
-            xmalloc(sizeof(*nc) + cap * sizeof(struct imap_value));
+        struct arena_chunk *nc = xmalloc(sizeof(*nc) + cap * sizeof(struct imap_value));
         nc->cap = cap;
         nc->used = 0;
         if (c && c->used == 0) {

@@ -89,6 +89,14 @@ srv_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* qsort with an empty array is undefined when the pointer is NULL. */
+static void
+sort_any(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
 /* ---- flags ----
  * Stored as "seen answered flagged deleted draft" (those present, in that
  * order) followed by the keywords sorted, space-separated. */
@@ -127,7 +135,7 @@ flags_normalise(const struct imap_value *list)
             continue;
         kw[nkw++] = xstrndup(v->data, v->len);
     }
-    qsort(kw, nkw, sizeof *kw, cmp_str);
+    sort_any(kw, nkw, sizeof *kw, cmp_str);
     for (size_t i = 0; i < nkw; i++) {
         if (i == 0 || strcmp(kw[i], kw[i - 1]) != 0) {
             if (b.len)
@@ -540,7 +548,7 @@ op_list(struct sync_driver *d, struct sync_error *err)
         /* Folders gone from the server leave the store (never the other
          * way round: a folder missing locally is not deleted remotely). */
         if (rc == 0 && lc.n > 0) {
-            qsort(keep, nkeep, sizeof *keep, cmp_i64);
+            sort_any(keep, nkeep, sizeof *keep, cmp_i64);
             struct stale_ctx sc = {.keep = keep, .nkeep = nkeep};
             if (store_folder_each(st, STORE_KIND_MAIL, stale_cb, &sc) != STORE_OK)
                 rc = store_fail(err, st, "reading folders");
@@ -965,7 +973,7 @@ apply_updates(struct imap_driver *id, int64_t folder_id, struct local_list *loca
     struct store *st = id->base.st;
     if (upd->n == 0)
         return 0;
-    qsort(upd->v, upd->n, sizeof *upd->v, srv_cmp);
+    sort_any(upd->v, upd->n, sizeof *upd->v, srv_cmp);
     int rc = 0;
     if (store_begin(st) != STORE_OK)
         return store_fail(err, st, "starting a transaction");
@@ -1165,7 +1173,7 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
         }
         server = sc.updates;
         memset(&sc.updates, 0, sizeof sc.updates);
-        qsort(server.v, server.n, sizeof *server.v, srv_cmp);
+        sort_any(server.v, server.n, sizeof *server.v, srv_cmp);
         rc = remove_local(id, &local, gone_not_on_server, &server, err);
         if (rc == 0)
             rc = apply_updates(id, folder_id, &local, &server, &missing, err);
@@ -1201,7 +1209,7 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
                 rc = imap_wait(c, tag2, uidlist_cb, &all, NULL, err);
             }
             if (rc == 0) {
-                qsort(all.updates.v, all.updates.n, sizeof *all.updates.v, srv_cmp);
+                sort_any(all.updates.v, all.updates.n, sizeof *all.updates.v, srv_cmp);
                 rc = remove_local(id, &local, gone_not_on_server, &all.updates, err);
             }
             srv_list_free(&all.updates);
@@ -1212,7 +1220,7 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
     if (rc < 0)
         goto out;
 
-    qsort(missing.v, missing.n, sizeof *missing.v, srv_cmp);
+    sort_any(missing.v, missing.n, sizeof *missing.v, srv_cmp);
     if (missing.n) {
         log_info("folder %s: downloading %zu messages", f.name, missing.n);
         rc = fetch_bodies(&fc, missing.v, missing.n, err);

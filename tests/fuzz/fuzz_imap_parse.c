@@ -112,10 +112,11 @@ check_astring(const char *s, size_t len)
     dynbuf_adds(&b, "\r\n");
     struct imap_parser *p = imap_parser_new(1 << 16);
     struct imap_response *r;
-    if (imap_parser_feed(p, b.data, b.len) != 0 || imap_parser_next(p, &r) != IMAP_PARSE_OK)
+    if (imap_parser_feed(p, b.data, b.len) != 0 ||
+        imap_parser_next(p, &r) != IMAP_PARSE_OK)
         abort();
-    if (r->args.n != 1 || r->args.items[0].kind == IMAP_NIL || r->args.items[0].len != len ||
-        memcmp(r->args.items[0].data, s, len) != 0)
+    if (r->args.n != 1 || r->args.items[0].kind == IMAP_NIL ||
+        r->args.items[0].len != len || memcmp(r->args.items[0].data, s, len) != 0)
         abort();
     imap_parser_free(p);
     dynbuf_free(&b);

@@ -174,7 +174,8 @@ test_simple_untagged(void)
     CHECK(r->args.n == 1 && r->args.items[0].kind == IMAP_LIST);
     const struct imap_value *fl = &r->args.items[0];
     CHECK(fl->n == 4 && imap_value_is(&fl->items[0], "\\answered") &&
-          imap_value_is(&fl->items[2], "$Forwarded") && imap_value_is(&fl->items[3], "\\*"));
+          imap_value_is(&fl->items[2], "$Forwarded") &&
+          imap_value_is(&fl->items[3], "\\*"));
     CHECK(imap_parser_next(p, &r) == IMAP_PARSE_MORE && r == NULL);
     CHECK(imap_parser_next(p, &r) == IMAP_PARSE_MORE);
     imap_parser_free(p);
@@ -241,8 +242,8 @@ test_resp_codes(void)
 
     /* Arguments that do not tokenize are kept raw, as the grammar allows any
      * text there; a '[' that forms no code is text. */
-    CHECK(expect_dump("* OK [X-ODD a \"b (c] rest\r\n",
-                      "* OK [X-ODD a \"b (c] |rest|\n"));
+    CHECK(
+        expect_dump("* OK [X-ODD a \"b (c] rest\r\n", "* OK [X-ODD a \"b (c] |rest|\n"));
     CHECK(expect_dump("* NO [X-PAREN (a] b\r\n", "* NO [X-PAREN (a] |b|\n"));
     CHECK(expect_dump("* OK [no closing bracket\r\n", "* OK |[no closing bracket|\n"));
     CHECK(expect_dump("* OK [] empty\r\n", "* OK |[] empty|\n"));
@@ -421,7 +422,8 @@ static void
 test_bodystructure(void)
 {
     const char *s =
-        "* 12 FETCH (UID 4827 BODYSTRUCTURE (((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"UTF-8\") "
+        "* 12 FETCH (UID 4827 BODYSTRUCTURE (((\"TEXT\" \"PLAIN\" (\"CHARSET\" "
+        "\"UTF-8\") "
         "NIL NIL \"QUOTED-PRINTABLE\" 1204 34 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" "
         "(\"CHARSET\" \"UTF-8\") NIL NIL \"QUOTED-PRINTABLE\" 5302 110 NIL NIL NIL NIL) "
         "\"ALTERNATIVE\" (\"BOUNDARY\" \"b2\") NIL NIL NIL)(\"APPLICATION\" \"PDF\" "
@@ -470,11 +472,13 @@ test_envelope(void)
 {
     const char *s =
         "* 2 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" {25}\r\n"
-        "IMAP4rev1 WG mtg (summary ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) "
+        "IMAP4rev1 WG mtg (summary ((\"Terry Gray\" NIL \"gray\" "
+        "\"cac.washington.edu\")) "
         "((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL "
         "\"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) "
         "((NIL NIL \"minutes\" \"CNRI.Reston.VA.US\")(\"John Klensin\" NIL \"KLENSIN\" "
-        "\"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\") FLAGS (\\Seen))\r\n";
+        "\"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\") FLAGS "
+        "(\\Seen))\r\n";
     struct imap_parser *p = imap_parser_new(CAP);
     CHECK(imap_parser_feed(p, s, strlen(s)) == 0);
     struct imap_response *r;
@@ -534,11 +538,11 @@ test_fetch_items(void)
     CHECK(imap_fetch_item(att, "RFC822.SIZE") == NULL);
     CHECK(imap_fetch_item(NULL, "UID") == NULL);
     uint64_t v;
-    const struct imap_value big = {.kind = IMAP_ATOM, .data = "18446744073709551615",
-                                   .len = 20};
+    const struct imap_value big = {
+        .kind = IMAP_ATOM, .data = "18446744073709551615", .len = 20};
     CHECK(imap_value_u64(&big, &v) == 0 && v == UINT64_MAX);
-    const struct imap_value over = {.kind = IMAP_ATOM, .data = "18446744073709551616",
-                                    .len = 20};
+    const struct imap_value over = {
+        .kind = IMAP_ATOM, .data = "18446744073709551616", .len = 20};
     CHECK(imap_value_u64(&over, &v) == -1);
     const struct imap_value empty_atom = {.kind = IMAP_ATOM, .data = "", .len = 0};
     CHECK(imap_value_u64(&empty_atom, &v) == -1);
@@ -564,7 +568,8 @@ test_vanished_esearch(void)
     CHECK(expect_dump("* SEARCH 2 84 882 (MODSEQ 917162500)\r\n",
                       "* SEARCH 2 84 882 (MODSEQ 917162500)\n"));
     CHECK(expect_dump("* SEARCH\r\n", "* SEARCH\n"));
-    CHECK(expect_dump("* ENABLED CONDSTORE QRESYNC\r\n", "* ENABLED CONDSTORE QRESYNC\n"));
+    CHECK(
+        expect_dump("* ENABLED CONDSTORE QRESYNC\r\n", "* ENABLED CONDSTORE QRESYNC\n"));
 }
 
 static void
@@ -729,8 +734,9 @@ build_stream(struct dynbuf *b)
     static const char *hdr = "From: a@b\r\n* 9 EXISTS\r\na1 OK fake\r\n\r\n";
     static const char *text = "body (with\r\n{5}\r\n\"quote\r\n";
     dynbuf_adds(b, "* OK [CAPABILITY IMAP4rev1 LITERAL+] hello \"there\r\n");
-    dynbuf_printf(b, "* 1 FETCH (UID 10 BODY[HEADER] {%zu}\r\n%s BODY[TEXT] {%zu}\r\n%s"
-                     " BODY[1] {0}\r\n FLAGS (\\Seen $Junk))\r\n",
+    dynbuf_printf(b,
+                  "* 1 FETCH (UID 10 BODY[HEADER] {%zu}\r\n%s BODY[TEXT] {%zu}\r\n%s"
+                  " BODY[1] {0}\r\n FLAGS (\\Seen $Junk))\r\n",
                   strlen(hdr), hdr, strlen(text), text);
     dynbuf_adds(b, "* VANISHED (EARLIER) 1:3,5\r\n");
     dynbuf_adds(b, "* LIST (\\HasChildren) NIL {4}\r\nA\"(B\r\n");
@@ -743,7 +749,8 @@ build_stream(struct dynbuf *b)
 static const char stream_dump[] =
     "* OK [CAPABILITY IMAP4rev1 LITERAL+] |hello \"there|\n"
     "* 1 FETCH (UID 10 BODY[HEADER] {37}\"From: a@b\\x0d\\x0a* 9 EXISTS\\x0d\\x0aa1 OK "
-    "fake\\x0d\\x0a\\x0d\\x0a\" BODY[TEXT] {25}\"body (with\\x0d\\x0a{5}\\x0d\\x0a\\\"quote"
+    "fake\\x0d\\x0a\\x0d\\x0a\" BODY[TEXT] {25}\"body "
+    "(with\\x0d\\x0a{5}\\x0d\\x0a\\\"quote"
     "\\x0d\\x0a\" BODY[1] {0}\"\" FLAGS (\\Seen $Junk))\n"
     "* VANISHED (EARLIER) 1:3,5\n"
     "* LIST (\\HasChildren) NIL {4}\"A\\\"(B\"\n"
@@ -843,9 +850,11 @@ test_feed_while_holding(void)
 static void
 make_fetch(struct dynbuf *b, unsigned i, size_t size)
 {
-    dynbuf_printf(b, "* %u FETCH (UID %u FLAGS (\\Seen $Forwarded) INTERNALDATE "
-                     "\"17-Jul-1996 02:44:25 -0700\" RFC822.SIZE %zu MODSEQ (%u) BODY[] {%zu}\r\n",
-                  i, i, size, 1000 + i, size);
+    dynbuf_printf(
+        b,
+        "* %u FETCH (UID %u FLAGS (\\Seen $Forwarded) INTERNALDATE "
+        "\"17-Jul-1996 02:44:25 -0700\" RFC822.SIZE %zu MODSEQ (%u) BODY[] {%zu}\r\n",
+        i, i, size, 1000 + i, size);
     char *d = dynbuf_reserve(b, size);
     for (size_t k = 0; k < size; k++)
         d[k] = (k % 78 == 77) ? '\n' : (char)('a' + (k + i) % 26);
@@ -874,7 +883,8 @@ run_bench(size_t count, size_t size, size_t piece, size_t total, int *ok)
             struct imap_response *r;
             enum imap_parse_result res;
             while ((res = imap_parser_next(p, &r)) == IMAP_PARSE_OK) {
-                const struct imap_value *body = imap_fetch_item(&r->args.items[0], "BODY[]");
+                const struct imap_value *body =
+                    imap_fetch_item(&r->args.items[0], "BODY[]");
                 if (!body || body->len != size)
                     *ok = 0;
                 nresp++;
@@ -887,7 +897,8 @@ run_bench(size_t count, size_t size, size_t piece, size_t total, int *ok)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (nresp != rounds * count)
         *ok = 0;
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs =
+        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     imap_parser_free(p);
     dynbuf_free(&s);
     return (double)bytes / 1e6 / (secs > 0 ? secs : 1e-9);
@@ -933,8 +944,8 @@ test_seqset_parse(void)
     imap_seqset_begin(&it, "4294967295", 10);
     CHECK(imap_seqset_next(&it, &lo, &hi) == 1 && lo == UINT32_MAX);
 
-    static const char *bad[] = {"1::2", ",",    "",       "1,",  ",1", "0",
-                                "1:0",  "01",   "1:",     ":3",  "a",  "1 2",
+    static const char *bad[] = {"1::2", ",",          "",      "1,",  ",1", "0",
+                                "1:0",  "01",         "1:",    ":3",  "a",  "1 2",
                                 "1,,2", "4294967296", "1:2:3", "*:*x"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         imap_seqset_begin(&it, bad[i], strlen(bad[i]));
@@ -1049,8 +1060,8 @@ test_astring(void)
     dynbuf_free(&b);
 
     /* what we quote, the parser reads back unchanged */
-    static const char *round[] = {"plain", "sp ace", "q\"uo\\te", "", "NIL",
-                                  "8\xc3\xa9it", "cr\rlf\n", "(paren"};
+    static const char *round[] = {"plain", "sp ace",      "q\"uo\\te", "",
+                                  "NIL",   "8\xc3\xa9it", "cr\rlf\n",  "(paren"};
     for (size_t i = 0; i < ARRAY_SIZE(round); i++) {
         dynbuf_init(&b, 1024);
         dynbuf_adds(&b, "* X ");
@@ -1075,8 +1086,8 @@ mutf7_pair(const char *enc, const char *utf8)
     char *e = imap_mutf7_encode(utf8);
     int ok = d && e && strcmp(d, utf8) == 0 && strcmp(e, enc) == 0;
     if (!ok)
-        printf("# mutf7 %s <-> %s: decoded %s, encoded %s\n", enc, utf8,
-               d ? d : "(null)", e ? e : "(null)");
+        printf("# mutf7 %s <-> %s: decoded %s, encoded %s\n", enc, utf8, d ? d : "(null)",
+               e ? e : "(null)");
     free(d);
     free(e);
     return ok;
@@ -1090,32 +1101,34 @@ test_mutf7(void)
     CHECK(mutf7_pair("A&-B&-&-", "A&B&&"));
     CHECK(mutf7_pair("INBOX", "INBOX"));
     CHECK(mutf7_pair("", ""));
-    CHECK(mutf7_pair("~peter/mail/&U,BTFw-/&ZeVnLIqe-",
-                     "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"));
+    CHECK(mutf7_pair(
+        "~peter/mail/&U,BTFw-/&ZeVnLIqe-",
+        "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"));
     /* U+1F600 as a surrogate pair */
     CHECK(mutf7_pair("&2D3eAA-", "\xf0\x9f\x98\x80"));
-    CHECK(mutf7_pair("a&2D3eAA-b&AOk-", "a\xf0\x9f\x98\x80" "b\xc3\xa9"));
+    CHECK(mutf7_pair("a&2D3eAA-b&AOk-", "a\xf0\x9f\x98\x80"
+                                        "b\xc3\xa9"));
     /* a control character is encoded too */
     CHECK(mutf7_pair("&AAk-", "\t"));
     CHECK(mutf7_pair("&AOkA6QDp-", "\xc3\xa9\xc3\xa9\xc3\xa9"));
 
     static const char *bad[] = {
-        "&",           /* unterminated */
-        "Entw&APw",    /* unterminated */
-        "&APw.-",      /* not base64 */
-        "&AP/-",       /* '/' is not in the modified alphabet */
-        "&APx-",       /* leftover bits not zero */
-        "&APwA-",      /* 6 or more leftover bits */
-        "&A-",         /* too short for one unit */
-        "&AGE-",       /* encoded printable ASCII 'a' */
-        "&ACY-",       /* encoded '&' */
-        "&2D0-",       /* lone high surrogate */
-        "&3gA-",       /* lone low surrogate */
-        "&2D3YPQ-",    /* high surrogate followed by a high surrogate */
-        "&AAA-",       /* NUL */
-        "&APw-&APw-",  /* two adjacent runs */
+        "&",               /* unterminated */
+        "Entw&APw",        /* unterminated */
+        "&APw.-",          /* not base64 */
+        "&AP/-",           /* '/' is not in the modified alphabet */
+        "&APx-",           /* leftover bits not zero */
+        "&APwA-",          /* 6 or more leftover bits */
+        "&A-",             /* too short for one unit */
+        "&AGE-",           /* encoded printable ASCII 'a' */
+        "&ACY-",           /* encoded '&' */
+        "&2D0-",           /* lone high surrogate */
+        "&3gA-",           /* lone low surrogate */
+        "&2D3YPQ-",        /* high surrogate followed by a high surrogate */
+        "&AAA-",           /* NUL */
+        "&APw-&APw-",      /* two adjacent runs */
         "Entw\xc3\xbcrfe", /* raw 8-bit */
-        "a\tb",        /* raw control */
+        "a\tb",            /* raw control */
         "&&-",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {

@@ -1,0 +1,428 @@
+"""Helpers for the mount tests: running the mailfs binary, mounting and
+unmounting it, polling, walking the tree, and checking names. The fixtures
+in conftest.py are built from these; tests import the plain functions.
+
+Contract of the binary (env MAILFS_BIN, default <repo>/build/fs/mailfs):
+    mailfs [--config FILE] ACCOUNT MOUNTPOINT [-f] [-o opt,...]
+    mailfs [--config FILE] sync ACCOUNT|MOUNTPOINT [FOLDER]
+    mailfs --help | --version
+"""
+
+import datetime
+import email.utils
+import hashlib
+import os
+import pathlib
+import re
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import unicodedata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "servers"))
+import dovecot  # noqa: E402,F401  (re-exported for the tests)
+ALL_EXTENSIONS = dovecot.ALL_EXTENSIONS
+
+MAILFS_BIN = os.environ.get("MAILFS_BIN", os.path.join(REPO, "build", "fs", "mailfs"))
+# A sanitizer build (ASan+UBSan) is several times slower and uses far more
+# memory: timeouts that are not part of the contract are scaled by SLOW.
+ASAN = os.environ.get("MAILFS_ASAN") == "1"
+SLOW = 3 if ASAN else 1
+POLL = 1  # the poll interval written into test configs, seconds
+ACCOUNT = "test"
+
+# Output of the daemon that fails a test whatever it was doing.
+BAD_OUTPUT = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+              "Segmentation fault", "Assertion")
+
+# Message names: "YYYY-MM-DD HH.MM Subject.eml" (TZ=UTC in the tests).
+NAME_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d\.\d\d .+\.eml$")
+RESERVED = ("Calendar", "Tasks", "Notes", "Contacts", "Conflicts")
+BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                    "\u2066\u2067\u2068\u2069")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(predicate, timeout, interval=0.05, what=None):
+    """Call predicate until it returns something true; return that. Raise
+    Timeout (an AssertionError) after timeout seconds, naming `what` (or the
+    predicate) and the last value or exception."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+            last = v
+        except (OSError, AssertionError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise Timeout("not true within %.1f s: %s (last: %r)"
+                          % (timeout, what or getattr(predicate, "__name__", predicate), last))
+        time.sleep(interval)
+
+
+def bad_output(text):
+    """The lines of daemon output that mean a crash or a sanitizer report."""
+    return [line for line in text.splitlines() if any(b in line for b in BAD_OUTPUT)]
+
+
+def expected_name(subject, date, dup=1):
+    """The file name mailfs gives a message with a plain (already safe) subject
+    and an aware datetime, in UTC: "YYYY-MM-DD HH.MM Subject.eml", with
+    " (n)" before the extension for the n-th duplicate."""
+    d = date.astimezone(datetime.timezone.utc)
+    base = "%s %s" % (d.strftime("%Y-%m-%d %H.%M"), subject)
+    return base + (".eml" if dup == 1 else " (%d).eml" % dup)
+
+
+def date_of(msg_bytes):
+    """The Date header of a message as epoch seconds, or None."""
+    m = re.search(rb"^Date:[ \t]*(.*(?:\r\n[ \t].*)*)\r\n", msg_bytes, re.M | re.I)
+    if not m:
+        return None
+    d = email.utils.parsedate_to_datetime(m.group(1).decode("latin-1"))
+    return int(d.timestamp())
+
+
+def flags_text_to_set(text):
+    if isinstance(text, bytes):
+        text = text.decode()
+    return set(text.split())
+
+
+def server_flags_to_set(flags):
+    """IMAP flags as user.mail.flags shows them: system flags lowercase without
+    the backslash, keywords as they are; \\Recent (per session) left out."""
+    out = set()
+    for f in flags:
+        if f.lower() == "\\recent":
+            continue
+        out.add(f[1:].lower() if f.startswith("\\") else f)
+    return out
+
+
+def check_name(name, is_dir):
+    """Assert that one directory entry name is safe."""
+    raw = name.encode("utf-8", "surrogateescape")
+    assert len(raw) <= 255, "name longer than 255 bytes: %r" % name
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AssertionError("name is not valid UTF-8: %r" % raw)
+    assert text not in (".", ".."), name
+    assert "/" not in text and "\0" not in text, name
+    for ch in text:
+        assert unicodedata.category(ch) != "Cc", "control character in %r" % text
+        assert ch not in BIDI_CONTROLS, "bidi control U+%04X in %r" % (ord(ch), text)
+    assert text == text.strip(), "leading or trailing white space in %r" % text
+    if not is_dir:
+        assert NAME_RE.match(text), "file name not 'YYYY-MM-DD HH.MM Subject.eml': %r" % text
+
+
+def walk(root):
+    """{relative path: lstat} of everything below root (not root itself)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            out[os.path.relpath(p, root)] = os.lstat(p)
+    return out
+
+
+def tree_files(root):
+    """{relative path: bytes} of every regular file below root."""
+    out = {}
+    for rel, st in walk(root).items():
+        if stat.S_ISREG(st.st_mode):
+            with open(os.path.join(root, rel), "rb") as f:
+                out[rel] = f.read()
+    return out
+
+
+def tree_identity(root):
+    """{relative path: (inode, sha256 of content or None for dirs)}: what must
+    not change across remounts and syncs when nothing changed on the server."""
+    out = {}
+    for rel, st in walk(root).items():
+        h = None
+        if stat.S_ISREG(st.st_mode):
+            with open(os.path.join(root, rel), "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()
+        out[rel] = (st.st_ino, h)
+    return out
+
+
+def snapshot(root, exclude=()):
+    """{relative path: (type, size, mtime_ns, sha256)} of a directory tree on
+    the local disk, skipping the given absolute paths (and what is below)."""
+    exclude = [os.path.abspath(e) for e in exclude]
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames
+                       if os.path.abspath(os.path.join(dirpath, d)) not in exclude]
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            if os.path.abspath(p) in exclude:
+                continue
+            st = os.lstat(p)
+            h = None
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    h = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(p, root)] = (stat.S_IFMT(st.st_mode), st.st_size,
+                                            st.st_mtime_ns if not stat.S_ISDIR(st.st_mode) else 0, h)
+    return out
+
+
+def vm_hwm_kib(pid):
+    """Peak resident set size of a process (VmHWM), KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM for pid %d" % pid)
+
+
+def _unescape_mountinfo(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mountinfo():
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        return [line.split() for line in f]
+
+
+def is_mounted(path):
+    """True when path is a mount point, from /proc/self/mountinfo (never
+    touches the file system, so a hung daemon cannot block it)."""
+    path = os.path.abspath(path)
+    return any(_unescape_mountinfo(parts[4]) == path for parts in _mountinfo())
+
+
+def fuse_abort(path):
+    """Abort the FUSE connection of a mount (blocked calls then fail with
+    ENOTCONN), through /sys/fs/fuse/connections. Best effort."""
+    path = os.path.abspath(path)
+    try:
+        for parts in _mountinfo():
+            if _unescape_mountinfo(parts[4]) == path:
+                minor = parts[2].split(":")[1]
+                with open("/sys/fs/fuse/connections/%s/abort" % minor, "w") as a:
+                    a.write("1")
+                return True
+    except OSError:
+        pass
+    return False
+
+
+class TcpRecorder:
+    """A TCP proxy on a free loopback port that forwards to (host, port) and
+    records every byte the client sent, to check what went over the wire."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.sent = bytearray()
+        self.lock = threading.Lock()
+        self.threads = []
+        self.closing = False
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            for a, b, rec in ((c, s, True), (s, c, False)):
+                t = threading.Thread(target=self._pump, args=(a, b, rec), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pump(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if record:
+                    with self.lock:
+                        self.sent += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+class Mount:
+    """One running `mailfs ACCOUNT MOUNTPOINT -f`."""
+
+    def __init__(self, proc, path, stderr_path, account, expect_rc=0):
+        self.proc = proc
+        self.pid = proc.pid
+        self.path = path
+        self.stderr_path = stderr_path
+        self.account = account
+        self.expect_rc = expect_rc
+        self.unmounted = False
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __truediv__(self, rel):
+        return pathlib.Path(self.path, rel)
+
+    def unmount(self, timeout=10):
+        """fusermount3 -u, then wait for the daemon to exit. Returns its exit
+        status. Raises AssertionError when it does not go away."""
+        errors = []
+        if is_mounted(self.path):
+            r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True,
+                               text=True, timeout=30)
+            if r.returncode != 0:
+                # busy (a file left open?): abort the connection so the daemon
+                # ends, and detach the mount point
+                errors.append("fusermount3 -u failed: %s" % r.stderr.strip())
+                fuse_abort(self.path)
+                subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True,
+                               timeout=30)
+        try:
+            rc = self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(10)
+            errors.append("mailfs did not exit within %d s after unmount; killed" % (timeout * SLOW))
+        self.unmounted = True
+        if is_mounted(self.path):
+            fuse_abort(self.path)
+            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True, timeout=30)
+            errors.append("%s still mounted after the daemon exited" % self.path)
+        if errors:
+            raise AssertionError("; ".join(errors) + "\n--- mailfs stderr ---\n" + self.stderr())
+        return rc
+
+    def kill(self):
+        """SIGKILL the daemon and clean the mount up (a crash)."""
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        if is_mounted(self.path):
+            fuse_abort(self.path)
+            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True, timeout=30)
+        self.unmounted = True
+
+
+# --- server content --------------------------------------------------------------
+
+UTC = datetime.timezone.utc
+
+
+def dt(*args):
+    """An aware UTC datetime."""
+    return datetime.datetime(*args, tzinfo=UTC)
+
+
+def folder_dir(folder):
+    """The directory (relative to the mount) of a server folder with a plain
+    name: INBOX is Inbox, the hierarchy is kept, and a top-level name that
+    mailfs reserves gets " (mail)" appended."""
+    parts = folder.split("/")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "Inbox"
+    elif parts[0] in RESERVED:
+        parts[0] += " (mail)"
+    return "/".join(parts)
+
+
+def create_folder(client, folder):
+    typ, data = client.create(dovecot.mailbox_arg(folder))
+    assert typ == "OK", "CREATE %r: %r" % (folder, data)
+
+
+def populate_basic(client):
+    """A small account: INBOX, Archive, Archive/2025, Sent and Entwürfe (made
+    as Entw&APw-rfe), with flags. Returns {relative path: bytes} expected in
+    the mount."""
+    client.select("INBOX")  # Dovecot makes INBOX on first use
+    for f in ("Archive", "Archive/2025", "Sent"):
+        create_folder(client, f)
+    assert client.create("Entw&APw-rfe")[0] == "OK"
+    spec = [
+        ("INBOX", "Quarterly report", dt(2026, 11, 24, 10, 0), ("\\Seen",)),
+        ("INBOX", "Lunch?", dt(2026, 11, 25, 12, 30, 15), ()),
+        ("INBOX", "Grüße aus Köln", dt(2026, 1, 2, 3, 4), ("\\Flagged", "$Forwarded")),
+        ("Archive", "Old thread", dt(2019, 5, 6, 7, 8), ("\\Seen", "\\Answered")),
+        ("Archive/2025", "Invoice 2025-001", dt(2025, 2, 3, 4, 5), ("\\Seen",)),
+        ("Archive/2025", "Invoice 2025-002", dt(2025, 3, 3, 4, 5), ()),
+        ("Sent", "Re: Lunch?", dt(2026, 11, 25, 12, 45), ("\\Seen",)),
+        ("Entwürfe", "Entwurf: Angebot", dt(2026, 6, 7, 8, 9), ("\\Draft",)),
+    ]
+    expected = {}
+    for i, (folder, subject, date, flags) in enumerate(spec):
+        body = "Message %d in %s.\nUNIQUE-TOKEN-%d\n" % (i, folder, i)
+        msg = dovecot.make_message(subject, date, body)
+        dovecot.append(client, folder, msg, flags=flags, date_time=date)
+        expected[folder_dir(folder) + "/" + expected_name(subject, date)] = msg
+    return expected
+
+
+def message_files(root):
+    """{relative path: bytes} of the .eml files below root (leaves out the
+    local-only Conflicts/ and any other non-mail top-level tree)."""
+    files = tree_files(root)
+    return {k: v for k, v in files.items() if k.split("/")[0] not in RESERVED}
+
+
+def server_messages(client):
+    """{folder: sorted list of BODY[]} of every folder on the server."""
+    return {f: sorted(b for _, b in dovecot.fetch_all(client, f).values())
+            for f in dovecot.list_folders(client)}
+
+
+def server_state(client):
+    """Everything on the server that a read-only mailfs must not change:
+    {folder: sorted [(flags without \\Recent, BODY[])]}."""
+    out = {}
+    for f in dovecot.list_folders(client):
+        out[f] = sorted((tuple(sorted(x for x in fl if x != "\\Recent")), b)
+                        for fl, b in dovecot.fetch_all(client, f).values())
+    return out
+
+
+def find_by_content(files, body):
+    """The paths in {path: bytes} whose content is body."""
+    return [p for p, b in files.items() if b == body]
