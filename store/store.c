@@ -379,7 +379,8 @@ store_take_changes(struct store *st, void (*fn)(void *ctx, const struct store_ch
     size_t n = st->committed;
     for (size_t i = 0; i < n; i++)
         fn(ctx, &st->changes[i]);
-    memmove(st->changes, st->changes + n, (st->nchanges - n) * sizeof *st->changes);
+    if (st->nchanges > n)
+        memmove(st->changes, st->changes + n, (st->nchanges - n) * sizeof *st->changes);
     st->nchanges -= n;
     st->committed = 0;
     /* A long initial sync records many changes; give the memory back. */
