@@ -145,3 +145,59 @@ def test_password_goes_nowhere(dovecot_factory, mailfs_env, mount, run_mailfs):
     for where, data in texts.items():
         for s in secrets:
             assert s not in data, "the password is in %s" % where
+
+
+def _store_db(mailfs_env):
+    return os.path.join(mailfs_env.store(), "store.db")
+
+
+def test_damaged_store_refused_clearly(account, mount, run_mailfs, mailfs_env):
+    """A store database overwritten with garbage: a clear message naming the
+    file and the way out, a non-zero exit, no crash, nothing mounted."""
+    c = account.client()
+    populate_basic(c)
+    rc, out, err = run_mailfs("sync", "test")
+    assert rc == 0, err
+    db = _store_db(mailfs_env)
+    with open(db, "r+b") as f:
+        f.write(bytes(range(256)) * 64)
+    for wal in (db + "-wal", db + "-shm"):
+        if os.path.exists(wal):
+            os.unlink(wal)
+    rc, text = mount.expect_failure()
+    assert "store.db" in text and "damaged" in text, text
+    assert "reindex" in text or "reset" in text, text
+    rc, out, err = run_mailfs("sync", "test")
+    assert rc != 0 and "damaged" in err, err
+
+
+def test_newer_store_refused_clearly(account, mount, run_mailfs, mailfs_env):
+    """A store written by a newer mailfs (a higher format number) is never
+    touched: the message says to upgrade."""
+    c = account.client()
+    populate_basic(c)
+    rc, out, err = run_mailfs("sync", "test")
+    assert rc == 0, err
+    db = _store_db(mailfs_env)
+    subprocess.run(["sqlite3", db, "PRAGMA user_version = 4242"], check=True)
+    before = open(db, "rb").read()
+    rc, text = mount.expect_failure()
+    assert "newer mailfs" in text and "4242" in text, text
+    assert open(db, "rb").read() == before
+
+
+def test_truncated_store_no_crash(account, mount, run_mailfs, mailfs_env):
+    """A store database cut short (a disk that filled up, a bad copy): either
+    a clear refusal or a mount that still answers; never a crash or a hang."""
+    c = account.client()
+    expected = populate_basic(c)
+    rc, out, err = run_mailfs("sync", "test")
+    assert rc == 0, err
+    subprocess.run(["sqlite3", _store_db(mailfs_env), "PRAGMA wal_checkpoint(TRUNCATE)"],
+                   check=True)
+    size = os.path.getsize(_store_db(mailfs_env))
+    os.truncate(_store_db(mailfs_env), size // 2)
+    rc, out, err = run_mailfs("sync", "test")
+    assert "Sanitizer" not in err and "runtime error" not in err, err
+    if rc != 0:
+        assert "store" in err, err
