@@ -62,3 +62,41 @@ store_content_unlink(const struct store *st, int64_t item_id)
         return -errno;
     return 0;
 }
+
+void
+store_content_staged_path(const struct store *st, int64_t item_id, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz, "%s/content/%02x/%lld.new", st->dir, (unsigned)(item_id & 0xff),
+             (long long)item_id);
+}
+
+int
+store_content_commit_staged(const struct store *st, int64_t item_id)
+{
+    char from[4096], to[4096];
+    store_content_staged_path(st, item_id, from, sizeof from);
+    store_content_path(st, item_id, to, sizeof to);
+    if (rename(from, to) < 0)
+        return -errno;
+    return 0;
+}
+
+int
+store_content_replace(const struct store *st, int64_t item_id, const void *data, size_t len)
+{
+    /* Write beside, then rename: a reader never sees half a message. */
+    char tmp[4096], to[4096];
+    snprintf(tmp, sizeof tmp, "%s/tmp/replace-%lld", st->dir, (long long)item_id);
+    store_content_path(st, item_id, to, sizeof to);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    int r = util_write_all(fd, data, len);
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, to) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}

@@ -32,6 +32,7 @@ read_folder(sqlite3_stmt *s, struct store_folder *f)
     f->sync_token = col_dup(s, 12);
     f->last_sync = sqlite3_column_int64(s, 13);
     f->error = col_dup(s, 14);
+    f->local_only = sqlite3_column_int(s, 15) != 0;
 }
 
 void
@@ -168,6 +169,7 @@ store_folder_add(struct store *st, struct store_folder *f)
     sqlite3_bind_int(s, 5, (unsigned char)f->delimiter);
     sqlite3_bind_int(s, 6, f->selectable);
     sqlite3_bind_int(s, 7, f->mode);
+    sqlite3_bind_int(s, 8, f->local_only);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
@@ -314,4 +316,86 @@ store_folder_each(struct store *st, enum store_kind kind,
     }
     free(all);
     return r;
+}
+
+enum store_status
+store_folder_rename(struct store *st, int64_t id, int64_t parent_id, const char *name,
+                    const char *server_name)
+{
+    struct store_folder f;
+    enum store_status r = store_folder_get(st, id, &f);
+    if (r != STORE_OK)
+        return r;
+    char got[NAMES_MAX + 1];
+    bool same = f.parent_id == parent_id && strcmp(f.name, name) == 0;
+    if (!same) {
+        r = store_unique_name(st, parent_id, name, got);
+        if (r == STORE_OK && strcmp(got, name) != 0)
+            r = STORE_EXISTS;
+    }
+    sqlite3_stmt *s = r == STORE_OK ? store_sql(st, "UPDATE folders SET parent_id = ?2, "
+                                                    "name = ?3, server_name = ?4 WHERE id = ?1")
+                                    : NULL;
+    if (r == STORE_OK && !s)
+        r = STORE_ERROR;
+    if (r == STORE_OK) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, parent_id);
+        sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+        if (server_name)
+            sqlite3_bind_text(s, 4, server_name, -1, SQLITE_STATIC);
+        r = store_step_done(st, s);
+    }
+    /* Folders below follow: "Old/x" becomes "New/x". */
+    if (r == STORE_OK && f.server_name && server_name && strcmp(f.server_name, server_name)) {
+        s = store_sql(st, "UPDATE folders SET server_name = ?2 || substr(server_name, ?3) "
+                          "WHERE kind = ?4 AND server_name <> ?1 AND "
+                          "substr(server_name, 1, length(?1)) = ?1 AND "
+                          "substr(server_name, length(?1) + 1, 1) = ?5");
+        if (!s) {
+            r = STORE_ERROR;
+        } else {
+            char delim[2] = {f.delimiter ? f.delimiter : '/', 0};
+            sqlite3_bind_text(s, 1, f.server_name, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, server_name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, (sqlite3_int64)strlen(f.server_name) + 1);
+            sqlite3_bind_int(s, 4, f.kind);
+            sqlite3_bind_text(s, 5, delim, -1, SQLITE_TRANSIENT);
+            r = store_step_done(st, s);
+        }
+    }
+    if (r == STORE_OK) {
+        store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(f.parent_id),
+                     store_ino_folder(id), f.name);
+        store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(parent_id), store_ino_folder(id),
+                     name);
+    }
+    store_folder_clear(&f);
+    return r;
+}
+
+enum store_status
+store_folder_set_local_only(struct store *st, int64_t id, bool on)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE folders SET local_only = ?2 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, on);
+    return store_step_done(st, s);
+}
+
+enum store_status
+store_folder_is_empty(struct store *st, int64_t id, bool *empty)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT (SELECT count(*) FROM folders WHERE parent_id = ?1)"
+                                    " + (SELECT count(*) FROM items WHERE folder_id = ?1)");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *empty = sqlite3_column_int64(s, 0) == 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(st, rc);
 }

@@ -337,3 +337,213 @@ store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
 }
+
+/* ---- changes made through the mount ---- */
+
+static bool
+name_free(struct store *st, int64_t folder_id, const char *name, enum store_status *err)
+{
+    char got[NAMES_MAX + 1];
+    *err = store_unique_name(st, folder_id, name, got);
+    return *err == STORE_OK && strcmp(got, name) == 0;
+}
+
+enum store_status
+store_item_create(struct store *st, int64_t folder_id, const char *name, int64_t date,
+                  int64_t *id_out)
+{
+    enum store_status r;
+    if (!name_free(st, folder_id, name, &r))
+        return r == STORE_OK ? STORE_EXISTS : r;
+    sqlite3_stmt *s = store_sql(st, "INSERT INTO items(folder_id, uid, name, size, date, "
+                                    "state, has_content) VALUES (?1, 0, ?2, 0, ?3, ?4, 1)");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, date);
+    sqlite3_bind_int(s, 4, STORE_ITEM_LOCAL);
+    r = store_step_done(st, s);
+    if (r != STORE_OK)
+        return r;
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    int err = store_content_write(st, id, "", 0);
+    if (err < 0) {
+        store_set_error(st, "creating the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    *id_out = id;
+    store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(folder_id), store_ino_item(id),
+                 name);
+    return STORE_OK;
+}
+
+enum store_status
+store_item_set_content(struct store *st, int64_t id, int64_t size, int64_t date,
+                       const char *message_id, enum store_item_state state)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET size = ?2, date = ?3, message_id = ?4, "
+                                    "state = ?5, staged = 1, error = NULL, has_content = 1 "
+                                    "WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, size);
+    sqlite3_bind_int64(s, 3, date);
+    if (message_id)
+        sqlite3_bind_text(s, 4, message_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, state);
+    return store_step_done(st, s);
+}
+
+enum store_status
+store_item_clear_staged(struct store *st, int64_t id)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET staged = 0 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    return store_step_done(st, s);
+}
+
+enum store_status
+store_item_each_staged(struct store *st, int (*fn)(void *ctx, int64_t id), void *ctx)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT id FROM items WHERE staged <> 0");
+    if (!s)
+        return STORE_ERROR;
+    int64_t *ids = NULL;
+    size_t n = 0, alloc = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 16;
+            ids = xrealloc(ids, alloc * sizeof *ids);
+        }
+        ids[n++] = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    enum store_status r = rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+    for (size_t i = 0; r == STORE_OK && i < n; i++)
+        if (fn(ctx, ids[i]))
+            break;
+    free(ids);
+    return r;
+}
+
+enum store_status
+store_item_set_state(struct store *st, int64_t id, enum store_item_state state,
+                     const char *error)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET state = ?2, error = ?3 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, state);
+    if (error)
+        sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC);
+    return store_step_done(st, s);
+}
+
+static enum store_status
+item_text(struct store *st, const char *sql, int64_t id, char **out)
+{
+    *out = NULL;
+    sqlite3_stmt *s = store_sql(st, sql);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    enum store_status r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(s, 0);
+        *out = t ? xstrdup((const char *)t) : NULL;
+    } else {
+        r = rc == SQLITE_DONE ? STORE_NOTFOUND : store_sqlite_status(st, rc);
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+enum store_status
+store_item_error(struct store *st, int64_t id, char **out)
+{
+    return item_text(st, "SELECT error FROM items WHERE id = ?1", id, out);
+}
+
+enum store_status
+store_item_message_id(struct store *st, int64_t id, char **out)
+{
+    return item_text(st, "SELECT message_id FROM items WHERE id = ?1", id, out);
+}
+
+enum store_status
+store_item_set_date(struct store *st, int64_t id, int64_t date)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET date = ?2 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, date);
+    return store_step_done(st, s);
+}
+
+enum store_status
+store_item_move(struct store *st, int64_t id, int64_t folder_id, const char *name,
+                uint32_t uid)
+{
+    struct store_item it;
+    enum store_status r = store_item_get(st, id, &it);
+    if (r != STORE_OK)
+        return r;
+    bool same = it.folder_id == folder_id && strcmp(it.name, name) == 0;
+    if (!same && !name_free(st, folder_id, name, &r))
+        return r == STORE_OK ? STORE_EXISTS : r;
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET folder_id = ?2, name = ?3, uid = ?4 "
+                                    "WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, folder_id);
+    sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, uid);
+    r = store_step_done(st, s);
+    if (r != STORE_OK)
+        return r;
+    store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(it.folder_id), store_ino_item(id),
+                 it.name);
+    store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(folder_id), store_ino_item(id),
+                 name);
+    return STORE_OK;
+}
+
+enum store_status
+store_item_refresh(struct store *st, int64_t id, const void *content, size_t size,
+                   uint32_t uid, const char *flags)
+{
+    if (content) {
+        int err = store_content_replace(st, id, content, size);
+        if (err < 0) {
+            store_set_error(st, "replacing the content of item %lld: %s", (long long)id,
+                            strerror(-err));
+            return STORE_IO;
+        }
+    }
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET uid = ?2, flags = coalesce(?3, flags), "
+                                    "size = CASE WHEN ?5 THEN ?4 ELSE size END, "
+                                    "state = ?6, error = NULL WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, uid);
+    if (flags)
+        sqlite3_bind_text(s, 3, flags, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
+    sqlite3_bind_int(s, 5, content != NULL);
+    sqlite3_bind_int(s, 6, STORE_ITEM_SYNCED);
+    enum store_status r = store_step_done(st, s);
+    if (r == STORE_OK && content)
+        store_record(st, STORE_CHANGE_INODE, 0, store_ino_item(id), NULL);
+    return r;
+}

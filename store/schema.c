@@ -60,6 +60,31 @@ static const char *const migrations[] = {
 
     /* 3: finding unmapped messages again after a UIDVALIDITY change. */
     "CREATE INDEX items_unmapped ON items(folder_id, message_id, size) WHERE uid = 0;",
+
+    /* 4: the journal as the write path uses it (the table of step 2 was never
+     * written to), staged content, item errors, folders not yet on the server. */
+    "DROP TABLE journal;"
+    "CREATE TABLE journal ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  op INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"   /* queued, in flight, refused */
+    "  item_id INTEGER NOT NULL DEFAULT 0,"
+    "  folder_id INTEGER NOT NULL DEFAULT 0,"
+    "  src TEXT,"                            /* server name of the source folder */
+    "  uid INTEGER NOT NULL DEFAULT 0,"
+    "  uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    "  base TEXT,"                           /* MODSEQ or ETag the change is based on */
+    "  arg TEXT,"
+    "  hint INTEGER NOT NULL DEFAULT 0,"     /* UIDNEXT before an APPEND, COPY or MOVE */
+    "  message_id TEXT,"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT);"
+    "CREATE INDEX journal_item ON journal(item_id) WHERE item_id <> 0;"
+    "ALTER TABLE items ADD COLUMN staged INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE items ADD COLUMN error TEXT;"
+    "ALTER TABLE folders ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))

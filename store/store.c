@@ -21,14 +21,14 @@ static const char *const stmt_sql[ST__COUNT] = {
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 #define FOLDER_COLS                                                                       \
     "id, parent_id, kind, name, server_name, delimiter, selectable, mode, uidvalidity, " \
-    "highestmodseq, uidnext, server_count, sync_token, last_sync, error"
+    "highestmodseq, uidnext, server_count, sync_token, last_sync, error, local_only"
     [ST_FOLDER_GET] = "SELECT " FOLDER_COLS " FROM folders WHERE id = ?1",
     [ST_FOLDER_LOOKUP] = "SELECT " FOLDER_COLS
                          " FROM folders WHERE parent_id = ?1 AND name = ?2",
     [ST_FOLDER_BY_SERVER] = "SELECT " FOLDER_COLS
                             " FROM folders WHERE kind = ?1 AND server_name = ?2",
     [ST_FOLDER_ADD] = "INSERT INTO folders(parent_id, kind, name, server_name, delimiter, "
-                      "selectable, mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      "selectable, mode, local_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_FOLDER_UPDATE_SYNC] = "UPDATE folders SET uidvalidity = ?2, highestmodseq = ?3, "
                               "uidnext = ?4, server_count = ?5, sync_token = ?6, "
                               "last_sync = ?7, error = ?8, selectable = ?9, "
@@ -141,6 +141,51 @@ store_stmt(struct store *st, enum store_stmt which)
     return s;
 }
 
+sqlite3_stmt *
+store_sql(struct store *st, const char *sql)
+{
+    for (size_t i = 0; i < st->nsql; i++) {
+        if (st->sql_cache[i].sql == sql) {
+            sqlite3_stmt *s = st->sql_cache[i].stmt;
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            return s;
+        }
+    }
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (rc != SQLITE_OK) {
+        store_sqlite_status(st, rc);
+        return NULL;
+    }
+    if (st->nsql < ARRAY_SIZE(st->sql_cache)) {
+        st->sql_cache[st->nsql].sql = sql;
+        st->sql_cache[st->nsql++].stmt = s;
+    } else {
+        /* Cannot happen with the statements we have; keep working anyway. */
+        abort();
+    }
+    return s;
+}
+
+enum store_status
+store_step_done(struct store *st, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+}
+
+void
+store_set_recording(struct store *st, bool on)
+{
+    st->recording = on;
+    if (!on) {
+        st->nchanges = 0;
+        st->committed = 0;
+    }
+}
+
 bool
 store_exists(const char *dir)
 {
@@ -198,6 +243,7 @@ store_open(const char *dir, unsigned flags, struct store **out, char **err)
 
     struct store *st = xcalloc(1, sizeof *st);
     st->dir = xstrdup(dir);
+    st->recording = true;
     st->readonly = readonly;
     char *path = xasprintf("%s/store.db", dir);
     if (!create && !store_exists(dir)) {
@@ -258,6 +304,8 @@ store_close(struct store *st)
         return;
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(st->stmts[i]);
+    for (size_t i = 0; i < st->nsql; i++)
+        sqlite3_finalize(st->sql_cache[i].stmt);
     if (st->db)
         sqlite3_close(st->db);
     free(st->changes);
@@ -359,6 +407,8 @@ void
 store_record(struct store *st, enum store_change_kind kind, uint64_t parent_ino,
              uint64_t ino, const char *name)
 {
+    if (!st->recording)
+        return;
     if (st->nchanges == st->alloc) {
         st->alloc = st->alloc ? st->alloc * 2 : 64;
         st->changes = xrealloc(st->changes, st->alloc * sizeof *st->changes);

@@ -117,6 +117,7 @@ struct store_folder {
     char *sync_token;       /* DAV sync token; owned; may be NULL */
     int64_t last_sync;      /* wall-clock time of the last completed sync, 0 */
     char *error;            /* last sync error, NULL when none; owned */
+    bool local_only;        /* made here and not yet created on the server */
 };
 
 void store_folder_clear(struct store_folder *f);
@@ -211,6 +212,48 @@ enum store_status store_item_each_unmapped(struct store *st, int64_t folder_id,
 enum store_status store_item_count(struct store *st, int64_t folder_id, bool with_uid,
                                    int64_t *out);
 
+/* ---- changes made through the mount ---- */
+
+/* A new, empty item made by the user: no uid, state LOCAL, the name exactly as
+ * given (STORE_EXISTS when taken), an empty content file. */
+enum store_status store_item_create(struct store *st, int64_t folder_id, const char *name,
+                                    int64_t date, int64_t *id_out);
+/* Record new content of an item whose staged file (store_content_staged_path)
+ * is written and synced: size, date, Message-ID, state, and staged = 1 so
+ * that a crash before store_content_commit_staged is finished on reopen. */
+enum store_status store_item_set_content(struct store *st, int64_t id, int64_t size,
+                                         int64_t date, const char *message_id,
+                                         enum store_item_state state);
+enum store_status store_item_clear_staged(struct store *st, int64_t id);
+/* Items whose staged content may not be in place yet. */
+enum store_status store_item_each_staged(struct store *st,
+                                         int (*fn)(void *ctx, int64_t id), void *ctx);
+/* State and the reason for an error (NULL for none). */
+enum store_status store_item_set_state(struct store *st, int64_t id,
+                                       enum store_item_state state, const char *error);
+/* *out: the error text or NULL; owned by the caller. */
+enum store_status store_item_error(struct store *st, int64_t id, char **out);
+/* *out: the Message-ID or NULL; owned by the caller. */
+enum store_status store_item_message_id(struct store *st, int64_t id, char **out);
+enum store_status store_item_set_date(struct store *st, int64_t id, int64_t date);
+/* Give an item a new folder and name (kept exactly; STORE_EXISTS when taken)
+ * and uid (0 after a move to another folder: the new UID is not known yet).
+ * Records the changes. */
+enum store_status store_item_move(struct store *st, int64_t id, int64_t folder_id,
+                                  const char *name, uint32_t uid);
+/* Refresh an item from the server after it was written: new content (may be
+ * NULL to keep the file), size, uid, flags, state SYNCED. Records a change. */
+enum store_status store_item_refresh(struct store *st, int64_t id, const void *content,
+                                     size_t size, uint32_t uid, const char *flags);
+
+/* Rename or move a folder: new parent, name and server name; the server
+ * names of every folder below it follow (prefix replaced). Records changes. */
+enum store_status store_folder_rename(struct store *st, int64_t id, int64_t parent_id,
+                                      const char *name, const char *server_name);
+enum store_status store_folder_set_local_only(struct store *st, int64_t id, bool on);
+/* true when the folder holds no items and no folders. */
+enum store_status store_folder_is_empty(struct store *st, int64_t id, bool *empty);
+
 /* ---- directory listing ----
  * One directory is the folder's subfolders (in id order) then its items (in
  * id order). A listing resumes after a cursor: 0 for the start, else the
@@ -257,6 +300,16 @@ store_ino_id(uint64_t ino)
 /* ---- content ---- */
 /* The path of an item's content file into buf (PATH_MAX bytes). */
 void store_content_path(const struct store *st, int64_t item_id, char *buf, size_t bufsz);
+/* The path of an item's staged content (new content being written through the
+ * mount, put in place by store_content_commit_staged). */
+void store_content_staged_path(const struct store *st, int64_t item_id, char *buf,
+                               size_t bufsz);
+/* Put staged content in place (rename over the content file): 0 or -errno;
+ * -ENOENT when there is nothing staged. */
+int store_content_commit_staged(const struct store *st, int64_t item_id);
+/* Write an item's content file (replacing it atomically): 0 or -errno. */
+int store_content_replace(const struct store *st, int64_t item_id, const void *data,
+                          size_t len);
 /* Open the content file read-only: an fd (owned by the caller) or -errno. */
 int store_content_open(const struct store *st, int64_t item_id);
 
@@ -273,6 +326,9 @@ struct store_change {
     uint64_t ino;         /* INODE: the entry; ENTRY: the entry (0 unknown) */
     char name[NAMES_MAX + 1];
 };
+/* Connections whose changes nobody reads (FUSE threads: the kernel learns
+ * from the replies) turn recording off. On by default. */
+void store_set_recording(struct store *st, bool on);
 /* Hand committed changes to fn in order and forget them. */
 void store_take_changes(struct store *st, void (*fn)(void *ctx, const struct store_change *c),
                         void *ctx);

@@ -33,7 +33,27 @@ struct store {
      * store_take_changes; [committed, n) belong to the open transaction. */
     struct store_change *changes;     /* owned */
     size_t nchanges, committed, alloc;
+    bool recording;                   /* false: changes are not recorded */
+    /* Statements prepared by store_sql, keyed by their (static) SQL text. */
+    struct {
+        const char *sql;              /* borrowed: a string literal */
+        sqlite3_stmt *stmt;           /* owned */
+    } sql_cache[64];
+    size_t nsql;
 };
+
+/* The connection's sqlite handle (for last_insert_rowid and the like). */
+static inline sqlite3 *
+store_db(struct store *st)
+{
+    return st->db;
+}
+
+/* A statement for a string-literal SQL text, prepared once per connection
+ * (the pointer is the key), reset and unbound; NULL on error. */
+sqlite3_stmt *store_sql(struct store *st, const char *sql);
+/* Step a statement expected to finish without rows; maps the result. */
+enum store_status store_step_done(struct store *st, sqlite3_stmt *s);
 
 /* The statement, reset and with bindings cleared; NULL on a prepare error
  * (the message is in st->errmsg). */

@@ -1,7 +1,7 @@
 /* imap_parse: a streaming, literal-aware parser of IMAP server responses
  * (RFC 3501 section 7 and 9, plus RFC 7162 and RFC 4731 forms), and the
- * small codecs an IMAP client needs: quoting of command arguments, sequence
- * sets and modified UTF-7 mailbox names.
+ * small codecs an IMAP client needs: quoting of command arguments and
+ * sequence sets (modified UTF-7 names are in formats/mutf7.h).
  *
  * Bytes from the server are fed in as they arrive; complete responses (a
  * line plus every literal it announces) come out one at a time as a tree of
@@ -130,10 +130,5 @@ void imap_seqset_begin(struct imap_seqset_iter *it, const char *s, size_t len);
 int imap_seqset_next(struct imap_seqset_iter *it, uint32_t *lo, uint32_t *hi);
 /* Append a compact sequence set for the sorted, duplicate-free uids[]. */
 int imap_seqset_format(struct dynbuf *b, const uint32_t *uids, size_t n);
-
-/* Modified UTF-7 mailbox names (RFC 3501 section 5.1.3). Both return a new
- * NUL-terminated string owned by the caller, or NULL for invalid input. */
-char *imap_mutf7_decode(const char *s, size_t len);
-char *imap_mutf7_encode(const char *utf8);
 
 #endif

@@ -7,7 +7,9 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "formats/flags.h"
 #include "formats/mail.h"
+#include "formats/mutf7.h"
 #include "store/names.h"
 
 #include <poll.h>
@@ -97,55 +99,17 @@ sort_any(void *base, size_t n, size_t size, int (*cmp)(const void *, const void 
         qsort(base, n, size, cmp);
 }
 
-/* ---- flags ----
- * Stored as "seen answered flagged deleted draft" (those present, in that
- * order) followed by the keywords sorted, space-separated. */
-
-static const char *const system_flags[][2] = {
-    {"\\Seen", "seen"},       {"\\Answered", "answered"}, {"\\Flagged", "flagged"},
-    {"\\Deleted", "deleted"}, {"\\Draft", "draft"},
-};
-
-static int
-cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+/* ---- flags ---- */
 
 static char *
 flags_normalise(const struct imap_value *list)
 {
-    struct dynbuf b;
-    dynbuf_init(&b, 1 << 16);
-    if (!list || list->kind != IMAP_LIST)
-        return dynbuf_take(&b);
-    for (size_t k = 0; k < ARRAY_SIZE(system_flags); k++)
+    struct flags_builder b = {0};
+    if (list && list->kind == IMAP_LIST)
         for (size_t i = 0; i < list->n; i++)
-            if (imap_value_is(&list->items[i], system_flags[k][0])) {
-                if (b.len)
-                    dynbuf_addc(&b, ' ');
-                dynbuf_adds(&b, system_flags[k][1]);
-                break;
-            }
-    char **kw = xcalloc(list->n, sizeof *kw);
-    size_t nkw = 0;
-    for (size_t i = 0; i < list->n; i++) {
-        const struct imap_value *v = &list->items[i];
-        if (v->kind != IMAP_ATOM || v->len == 0 || v->data[0] == '\\')
-            continue;
-        kw[nkw++] = xstrndup(v->data, v->len);
-    }
-    sort_any(kw, nkw, sizeof *kw, cmp_str);
-    for (size_t i = 0; i < nkw; i++) {
-        if (i == 0 || strcmp(kw[i], kw[i - 1]) != 0) {
-            if (b.len)
-                dynbuf_addc(&b, ' ');
-            dynbuf_adds(&b, kw[i]);
-        }
-        free(kw[i]);
-    }
-    free(kw);
-    return dynbuf_take(&b);
+            if (list->items[i].kind == IMAP_ATOM)
+                flags_builder_add(&b, list->items[i].data, list->items[i].len);
+    return flags_builder_take(&b);
 }
 
 /* ---- helpers over responses ---- */
@@ -415,7 +379,7 @@ ensure_folder(struct imap_driver *id, const char *server_name, char delim, bool 
     if (parent == 0 && strcmp(server_name, "INBOX") == 0) {
         local = xstrdup("Inbox");
     } else {
-        char *decoded = imap_mutf7_decode(leaf, strlen(leaf));
+        char *decoded = mutf7_decode(leaf, strlen(leaf));
         const char *use = decoded ? decoded : leaf;
         char *safe = names_folder(use, strlen(use));
         free(decoded);

@@ -4,6 +4,7 @@ pipelined IMAP fetch and the local write floor, in one run, on one corpus.
 
     /usr/bin/python3 tests/bench/bench.py [--scale 1] [--runs 3] [--mailfs BIN]
         [--only raw,floor,mbsync,mailfs] [--out FILE.md] [--json FILE]
+        [--dest-fs auto|loop|tmpdir] [--wait-idle SECONDS] [--keep]
 
 Run as root on Debian 12 (it apt-get installs what it compares against). It
 starts Dovecot on a free loopback port in a temporary directory, loads the
@@ -17,9 +18,10 @@ Caches: the server side stays warm for every contender (Dovecot's indexes
 and the corpus in the page cache), because dropping caches cannot be done
 for the server alone and a cold server would measure the disk rather than
 the client. The client side always writes a fresh destination; before each
-measurement the previous destination is deleted and sync(2) flushes any dirty
-data so that one contender's writeback never lands in another's time. See
-tests/bench/README.md.
+measurement sync(2) flushes any dirty data so that one contender's writeback
+never lands in another's time. Destinations live on a journaled ext4 (a loop
+image when the temporary directory is on ext4 without a journal: see DestFs).
+See tests/bench/README.md.
 """
 
 import argparse
@@ -47,9 +49,10 @@ import corpus  # noqa: E402
 
 # What the benchmark needs from Debian and compares against.
 APT_LINE = ["apt-get", "install", "-y", "--no-install-recommends",
-            "isync", "dovecot-imapd", "time"]
+            "isync", "dovecot-imapd", "time", "e2fsprogs"]
 NEEDED_BINARIES = {"/usr/bin/mbsync": "isync", "/usr/sbin/dovecot": "dovecot-imapd",
-                   "/usr/lib/dovecot/imap": "dovecot-imapd", "/usr/bin/time": "time"}
+                   "/usr/lib/dovecot/imap": "dovecot-imapd", "/usr/bin/time": "time",
+                   "/usr/sbin/mkfs.ext4": "e2fsprogs"}
 GNU_TIME = "/usr/bin/time"
 USER, PASSWORD = "bench", "bench-secret"
 ACCOUNT = "bench"
@@ -189,6 +192,13 @@ def settle():
     time.sleep(int(now) + 1.02 - now)
 
 
+def timed_sync():
+    """sync(2), timed: what it takes for the last run's data to be on disk."""
+    t0 = time.perf_counter()
+    os.sync()
+    return time.perf_counter() - t0
+
+
 def fresh_dir(path):
     """Remove path (a previous destination), flush all dirty data, make it anew."""
     if os.path.exists(path):
@@ -198,13 +208,103 @@ def fresh_dir(path):
     return path
 
 
+def drop_dir(path):
+    """Remove a destination once measured, so that the destination file system
+    holds one copy of the corpus at a time."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- where destinations are written ----------------------------------------------
+
+def _ext4_without_journal(path):
+    """True when path is on an ext4 file system that has no journal."""
+    src = _first_line(["findmnt", "-no", "SOURCE,FSTYPE", "-T", path]).split()
+    if len(src) != 2 or src[1] != "ext4":
+        return False
+    try:
+        with open(f"/sys/fs/ext4/{os.path.basename(src[0])}/journal_task") as f:
+            return f.read().strip() == "<none>"
+    except OSError:
+        return False
+
+
+class DestFs:
+    """The file system every contender writes its destination to.
+
+    On ext4 without a journal, creating a file skips every free inode of its
+    block group that was deleted in the last 60 s (300 s while the inode table
+    block is dirty): ext4 ialloc.c recently_deleted(), which guards inode reuse
+    when there is no journal. After a previous destination (or anyone else's
+    files) were deleted, each create then walks thousands of inodes: writing
+    0.9 GB as 9,000 files took 3.5-4.7 s instead of 0.4 s, depending on what was
+    deleted nearby in the last minutes: noise far above the differences being
+    measured. So on such a file system (auto) the destinations go to a
+    journaled ext4 in a loop-mounted image file (direct I/O, so no double
+    caching) made here; elsewhere they go to the temporary directory."""
+
+    def __init__(self, tmp, mode, size, log):
+        self.tmp, self.log = tmp, log
+        self.loop = self.mnt = self.image = None
+        self.root = os.path.join(tmp, "dest")
+        no_journal = _ext4_without_journal(tmp)
+        if mode == "auto":
+            mode = "loop" if no_journal else "tmpdir"
+        if mode == "loop":
+            self._make_loop(size)
+        else:
+            os.makedirs(self.root)
+        here = " on ".join(_first_line(["findmnt", "-no", "FSTYPE,SOURCE", "-T",
+                                        self.root if mode == "tmpdir" else tmp]).split())
+        if mode == "loop":
+            self.describe = (f"journaled ext4 in a {size / 2**30:.0f} GiB loop image (direct "
+                             f"I/O) on {here}"
+                             + (", which has no journal (tests/bench/README.md)"
+                                if no_journal else ""))
+        else:
+            self.describe = f"{here} ({self.root})" + (
+                " — ext4 without a journal: file creation after deletions is slow "
+                "and noisy (tests/bench/README.md)" if no_journal else "")
+
+    def _make_loop(self, size):
+        if os.geteuid() != 0:
+            raise RuntimeError("--dest-fs loop needs root (losetup, mount)")
+        self.image = os.path.join(self.tmp, "dest.img")
+        with open(self.image, "wb") as f:
+            f.truncate(size)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", self.image], check=True)
+        self.loop = subprocess.run(["losetup", "--find", "--show", "--direct-io=on",
+                                    self.image], check=True, capture_output=True,
+                                   text=True).stdout.strip()
+        os.makedirs(self.root)
+        subprocess.run(["mount", "-t", "ext4", self.loop, self.root], check=True)
+        self.mnt = self.root
+        self.log(f"destinations: journaled ext4 on {self.loop} ({self.image}) at {self.root}")
+
+    def close(self):
+        if self.mnt:
+            r = subprocess.run(["umount", self.mnt], capture_output=True, text=True)
+            if r.returncode != 0:
+                self.log(f"umount {self.mnt}: {r.stderr.strip()}; detaching lazily")
+                subprocess.run(["umount", "-l", self.mnt])
+            self.mnt = None
+        if self.loop:
+            subprocess.run(["losetup", "-d", self.loop])
+            self.loop = None
+        if self.image:
+            try:
+                os.unlink(self.image)
+            except OSError:
+                pass
+            self.image = None
+
+
 # --- other load on the machine ----------------------------------------------------
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _processes():
-    """{pid: (ppid, name, CPU seconds so far)} of every process now."""
+    """{pid: (ppid, name, own CPU s, reaped children's CPU s)} of every process now."""
     out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -216,14 +316,15 @@ def _processes():
             continue
         name = st[st.index("(") + 1:st.rindex(")")]
         fields = st[st.rindex(")") + 2:].split()
-        out[int(d)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _TICK)
+        out[int(d)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _TICK,
+                       (int(fields[13]) + int(fields[14])) / _TICK)
     return out
 
 
 def _descendants(procs, root):
     kids = {}
-    for pid, (ppid, _, _) in procs.items():
-        kids.setdefault(ppid, []).append(pid)
+    for pid, info in procs.items():
+        kids.setdefault(info[0], []).append(pid)
     out, todo = set(), [root]
     while todo:
         p = todo.pop()
@@ -232,29 +333,61 @@ def _descendants(procs, root):
     return out
 
 
+def _busy_seconds():
+    """CPU seconds the whole machine has spent busy (not idle or iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq = v[:7]
+    return (user + nice + system + irq + softirq) / _TICK
+
+
 class OtherLoad:
-    """CPU used by processes that are not this benchmark's (a fuzzer, a build):
-    they make the figures meaningless on a 2-CPU machine, so it is reported."""
+    """CPU used by other processes than this benchmark's own (another engineer's
+    fuzzer or build): on a 2-CPU machine it skews every figure, so it is
+    measured and reported. It is the machine's busy time (/proc/stat) minus the
+    CPU of this process tree (reaped children included) and of kernel threads
+    (writeback that our own writes cause); so short-lived processes (a compiler
+    run) count too. Long-lived ones are named."""
 
     def __init__(self):
         self.t0 = time.monotonic()
+        self.busy0 = _busy_seconds()
         self.before = _processes()
-        self.ours = _descendants(self.before, os.getpid())
+        self.ours0 = self._ours(self.before)
+        self.kernel0 = self._kernel(self.before)
+
+    @staticmethod
+    def _ours(procs):
+        return sum(procs[p][2] + procs[p][3] for p in _descendants(procs, os.getpid())
+                   if p in procs)
+
+    @staticmethod
+    def _kernel(procs):
+        return {pid: v[2] for pid, v in procs.items() if pid == 2 or v[0] == 2}
 
     def result(self):
-        """(average CPUs used by others, [(name, CPUs), ...] biggest first)."""
+        """(average CPUs used by others, [(name, CPUs), ...] of long-lived ones)."""
         after = _processes()
-        ours = self.ours | _descendants(after, os.getpid())
         wall = max(time.monotonic() - self.t0, 1e-3)
+        busy = _busy_seconds() - self.busy0
+        ours = self._ours(after) - self.ours0
+        k1 = self._kernel(after)
+        kernel = sum(k1[p] - self.kernel0[p] for p in k1 if p in self.kernel0)
+        others = max(0.0, busy - ours - kernel) / wall
+        skip = _descendants(after, os.getpid()) | _descendants(self.before, os.getpid())
         per = {}
-        for pid, (ppid, name, cpu) in after.items():
-            if pid in ours or pid not in self.before or self.before[pid][1] != name:
+        for pid, (ppid, name, cpu, _) in after.items():
+            if pid in skip or pid in k1 or pid not in self.before \
+                    or self.before[pid][1] != name:
                 continue
             d = cpu - self.before[pid][2]
             if d > 0:
                 per[name] = per.get(name, 0) + d / wall
         top = sorted(per.items(), key=lambda kv: -kv[1])
-        return sum(per.values()), top
+        named = sum(per.values())
+        if others - named > 0.02:
+            top.append(("short-lived processes", others - named))
+        return others, top
 
 
 def other_load_now(seconds=1.0):
@@ -375,10 +508,12 @@ METRICS = [
     Metric("floor.write", "write floor: one file per message, no sync", "s"),
     Metric("floor.sync", "write floor: the same + final sync", "s"),
     Metric("mbsync.initial", "mbsync initial sync (`mbsync -a`, fresh Maildir)", "s"),
+    Metric("mbsync.durable", "mbsync initial + sync(2) after it (data on disk)", "s"),
     Metric("mbsync.nochange", "mbsync no-change resync", "s"),
     Metric("mbsync.cpu", "mbsync initial: CPU user+sys", "s", "{:.2f}"),
     Metric("mbsync.rss", "mbsync initial: peak RSS", "MiB", "{:.1f}"),
     Metric("mailfs.initial", "mailfs initial sync (`mailfs sync`, fresh store)", "s"),
+    Metric("mailfs.durable", "mailfs initial + sync(2) after it (data on disk)", "s"),
     Metric("mailfs.nochange", "mailfs no-change resync", "s"),
     Metric("mailfs.cpu", "mailfs initial: CPU user+sys", "s", "{:.2f}"),
     Metric("mailfs.rss", "mailfs initial: peak RSS", "MiB", "{:.1f}"),
@@ -388,14 +523,16 @@ METRICS = [
 RATIOS = [
     ("mailfs initial / mbsync initial", "mailfs.initial", "mbsync.initial",
      "≤ 0.8", lambda v: v <= 0.8, ""),
-    ("mailfs initial / write floor (with sync)", "mailfs.initial", "floor.sync",
-     "≤ 1.5", lambda v: v <= 1.5, ""),
     ("mailfs initial / write floor (no sync)", "mailfs.initial", "floor.write",
-     "", None, "for context"),
+     "≤ 1.5", lambda v: v <= 1.5, "both leave dirty pages behind"),
+    ("mailfs + sync / write floor + sync", "mailfs.durable", "floor.sync",
+     "≤ 1.5", lambda v: v <= 1.5, "both on disk"),
+    ("mailfs + sync / mbsync + sync", "mailfs.durable", "mbsync.durable",
+     "", None, "for context: mbsync fsyncs every message"),
     ("mbsync no-change / mailfs no-change", "mbsync.nochange", "mailfs.nochange",
      "≥ 5 at 100k", lambda v: v >= 5, "target applies at --scale 10"),
     ("mailfs peak RSS", "mailfs.rss", None, "< 64 MiB", lambda v: v < 64, "MiB"),
-    ("mbsync initial / write floor (with sync)", "mbsync.initial", "floor.sync",
+    ("mbsync initial / write floor + sync", "mbsync.initial", "floor.sync",
      "", None, "for context"),
     ("mbsync initial / raw fetch", "mbsync.initial", "raw.time", "", None, "for context"),
     ("mailfs initial / raw fetch", "mailfs.initial", "raw.time", "", None, "for context"),
@@ -418,6 +555,7 @@ class Bench:
         self.log = log
         self.values = {}    # metric key -> [value per run]
         self.skipped = {}   # contender name -> reason
+        self.dest_describe = "?"
         self.notes = []
 
     def add(self, key, value):
@@ -466,7 +604,7 @@ class WriteFloor(Contender):
 
     def run(self, i):
         c = self.ctx
-        dest = fresh_dir(os.path.join(c.tmp, "floor"))
+        dest = fresh_dir(os.path.join(c.dest.root, "floor"))
         budget = self.bench.args.floor_batch * 1_000_000
         total = corpus.count(c.scale)
         made = set()
@@ -502,6 +640,7 @@ class WriteFloor(Contender):
             raise RuntimeError(f"write floor wrote {nfiles} files")
         self.bench.add("floor.write", t_write)
         self.bench.add("floor.sync", t_write + t_sync)
+        drop_dir(dest)
 
 
 class Mbsync(Contender):
@@ -513,7 +652,7 @@ class Mbsync(Contender):
         if not shutil.which("mbsync"):
             return "mbsync not installed"
         c = self.ctx
-        self.dest = os.path.join(c.tmp, "mbsync")
+        self.dest = os.path.join(c.dest.root, "mbsync")
         self.rc = os.path.join(c.tmp, "mbsyncrc")
         with open(self.rc, "w") as f:
             f.write(f"""# written by tests/bench/bench.py
@@ -557,14 +696,15 @@ SyncState *
         if got != want:
             raise RuntimeError(f"mbsync's Maildir holds {got}, the corpus {want}")
         self.bench.add("mbsync.initial", wall)
+        self.bench.add("mbsync.durable", wall + timed_sync())
         self.bench.add("mbsync.cpu", cpu)
         self.bench.add("mbsync.rss", rss / 1024)
-        os.sync()
         settle()
         wall, rc, rss, cpu = run_measured(argv, log, timeout=self.bench.args.timeout)
         if rc != 0:
             raise failure("mbsync resync", rc, log)
         self.bench.add("mbsync.nochange", wall)
+        drop_dir(self.dest)
 
 
 class Mailfs(Contender):
@@ -590,7 +730,7 @@ tls = none
 user = {USER}
 password_command = cat {c.pwfile}
 """)
-        self.data = os.path.join(c.tmp, "mailfs-data")
+        self.data = os.path.join(c.dest.root, "mailfs-data")
         return None
 
     def run(self, i):
@@ -605,14 +745,34 @@ password_command = cat {c.pwfile}
         if rc != 0:
             raise failure("mailfs sync", rc, log)
         self.bench.add("mailfs.initial", wall)
+        self.bench.add("mailfs.durable", wall + timed_sync())
         self.bench.add("mailfs.cpu", cpu)
         self.bench.add("mailfs.rss", rss / 1024)
-        os.sync()
+        self.verify(c)
         settle()
         wall, rc, rss, cpu = run_measured(argv, log, env=env, timeout=self.bench.args.timeout)
         if rc != 0:
             raise failure("mailfs resync", rc, log)
         self.bench.add("mailfs.nochange", wall)
+        drop_dir(self.data)
+
+    def verify(self, c):
+        """The store must hold the whole corpus: one content file per message under
+        content/ (store/store.h), as many bytes as the corpus. A mailfs that synced
+        less (headers mode, a folder skipped) would be fast and wrong."""
+        content = os.path.join(self.data, "mailfs", ACCOUNT, "content")
+        if not os.path.isdir(content):
+            self.bench.log(f"mailfs: no {content}: cannot check what was stored")
+            return
+        n = nbytes = 0
+        for d, dirs, files in os.walk(content):
+            for name in files:
+                n += 1
+                nbytes += os.lstat(os.path.join(d, name)).st_size
+        if (n, nbytes) != (c.stats.messages, c.stats.bytes):
+            raise RuntimeError(f"mailfs stored {n} messages / {nbytes} bytes, the corpus "
+                               f"has {c.stats.messages} / {c.stats.bytes} (the benchmark "
+                               "measures full mode: every message whole)")
 
 
 CONTENDERS = [RawFetch, WriteFloor, Mbsync, Mailfs]
@@ -664,23 +824,26 @@ def report(bench, mach, stats, scale, runs, extra):
              f"Linux {mach['kernel']}, {mach['os']}, {mach['filesystem']}")
     L.append(f"- versions: Dovecot {mach['dovecot'].split(' (')[0]}, "
              f"{mach['mbsync']}, Python {mach['python']}")
-    L.append(f"- method: median of {runs} runs, contenders interleaved, fresh destination "
-             "each run, sync(2) before each measurement, server caches warm for all")
+    L.append(f"- destinations: {bench.dest_describe}")
+    L.append(f"- method: median of {runs} runs (min: the best run; max for MB/s), "
+             "contenders interleaved, fresh destination each run, sync(2) before each "
+             "measurement, server caches warm for all (tests/bench/README.md)")
     for line in extra:
         L.append(f"- {line}")
     L.append("")
-    head = ["measurement", "unit"] + [f"run {i + 1}" for i in range(runs)] + ["median"]
+    head = ["measurement", "unit"] + [f"run {i + 1}" for i in range(runs)] + ["median", "min"]
     L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "---|" * 2 + "---:|" * (runs + 1))
+    L.append("|" + "---|" * 2 + "---:|" * (runs + 2))
     for m in METRICS:
         vals = bench.values.get(m.key)
         name = m.key.split(".")[0]
         if vals:
             cells = [m.fmt.format(v) for v in vals] + [""] * (runs - len(vals))
             cells.append("**" + m.fmt.format(statistics.median(vals)) + "**")
+            cells.append(m.fmt.format(min(vals) if m.unit != "MB/s" else max(vals)))
         elif name in bench.skipped:
             word = "failed" if bench.skipped[name].startswith("failed") else "skipped"
-            cells = [word] + [""] * runs
+            cells = [word] + [""] * (runs + 1)
         else:
             continue
         L.append(f"| {m.label} | {m.unit} | " + " | ".join(cells) + " |")
@@ -726,10 +889,16 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="also write every value as JSON")
     ap.add_argument("--seed", type=int, default=corpus.SEED)
     ap.add_argument("--tmpdir", default=None,
-                    help="where server and destinations live (default $TMPDIR or /tmp)")
+                    help="where the server, the logs and (--dest-fs tmpdir) the "
+                         "destinations live (default $TMPDIR or /tmp)")
     ap.add_argument("--floor-batch", type=int, default=2000, metavar="MB",
                     help="write floor: bytes held in memory per batch (default 2000 MB)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per command")
+    ap.add_argument("--dest-fs", choices=("auto", "loop", "tmpdir"), default="auto",
+                    help="where destinations are written: a journaled ext4 loop image "
+                         "(loop), the temporary directory (tmpdir), or loop only when the "
+                         "temporary directory is on ext4 without a journal (auto, default; "
+                         "see DestFs)")
     ap.add_argument("--wait-idle", type=int, default=0, metavar="SECONDS",
                     help="wait up to this long for other processes to leave the CPUs idle")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -754,7 +923,7 @@ def main():
     ctx = Context()
     ctx.scale, ctx.seed = args.scale, args.seed
     ctx.tmp = tempfile.mkdtemp(prefix="mailfs-bench-", dir=args.tmpdir)
-    ctx.server = None
+    ctx.server = ctx.dest = None
     status = 1
     try:
         ctx.pwfile = os.path.join(ctx.tmp, "password")
@@ -767,6 +936,9 @@ def main():
         log(f"dovecot on {ctx.server.host}:{ctx.server.port} in {ctx.server.basedir}")
         ctx.stats = corpus.load(ctx.server, USER, args.scale, args.seed, log=log)
         os.sync()
+        size = (int(ctx.stats.bytes * 1.5) + 2**31) // 2**20 * 2**20
+        ctx.dest = DestFs(ctx.tmp, args.dest_fs, size, log)
+        bench.dest_describe = ctx.dest.describe
 
         contenders = []
         for cls in CONTENDERS:
@@ -850,6 +1022,8 @@ def main():
                 ctx.server.stop()
             except Exception as e:  # keep cleaning up
                 log(f"stopping dovecot: {e}")
+        if ctx.dest is not None:
+            ctx.dest.close()
         if args.keep:
             log(f"kept {ctx.tmp}")
         else:

@@ -1,6 +1,7 @@
 /* libFuzzer entry point for sync/imap_parse: feeds the input whole and in
  * pieces of varying sizes, checks both give the same responses, and walks
  * every value through the helpers (mUTF-7, sequence sets, astring quoting). */
+#include "formats/mutf7.h"
 #include "sync/imap_parse.h"
 #include "common/dynbuf.h"
 #include "common/util.h"
@@ -75,9 +76,9 @@ rnd(uint32_t *s)
 static void
 check_mutf7(const char *s, size_t len)
 {
-    char *d = imap_mutf7_decode(s, len);
+    char *d = mutf7_decode(s, len);
     if (d) {
-        char *e = imap_mutf7_encode(d);
+        char *e = mutf7_encode(d);
         if (!e || strlen(e) != len || memcmp(e, s, len) != 0)
             abort();
         free(e);
@@ -86,9 +87,9 @@ check_mutf7(const char *s, size_t len)
     if (memchr(s, '\0', len))
         return;
     char *z = xstrndup(s, len);
-    char *e = imap_mutf7_encode(z);
+    char *e = mutf7_encode(z);
     if (e) {
-        char *back = imap_mutf7_decode(e, strlen(e));
+        char *back = mutf7_decode(e, strlen(e));
         if (!back || strcmp(back, z) != 0)
             abort();
         free(back);

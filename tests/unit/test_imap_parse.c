@@ -1,5 +1,6 @@
 /* Unit tests for sync/imap_parse: response framing and tokenizing, hostile and
  * truncated input, astring quoting, sequence sets and modified UTF-7. */
+#include "formats/mutf7.h"
 #include "sync/imap_parse.h"
 #include "common/dynbuf.h"
 #include "common/util.h"
@@ -1082,8 +1083,8 @@ test_astring(void)
 static int
 mutf7_pair(const char *enc, const char *utf8)
 {
-    char *d = imap_mutf7_decode(enc, strlen(enc));
-    char *e = imap_mutf7_encode(utf8);
+    char *d = mutf7_decode(enc, strlen(enc));
+    char *e = mutf7_encode(utf8);
     int ok = d && e && strcmp(d, utf8) == 0 && strcmp(e, enc) == 0;
     if (!ok)
         printf("# mutf7 %s <-> %s: decoded %s, encoded %s\n", enc, utf8, d ? d : "(null)",
@@ -1132,16 +1133,16 @@ test_mutf7(void)
         "&&-",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        char *d = imap_mutf7_decode(bad[i], strlen(bad[i]));
+        char *d = mutf7_decode(bad[i], strlen(bad[i]));
         if (d)
             printf("# mutf7 decode accepted \"%s\"\n", bad[i]);
         CHECK(d == NULL);
         free(d);
     }
     /* length-bounded: a NUL inside the range is invalid, bytes after it unread */
-    char *d = imap_mutf7_decode("ab\0c", 4);
+    char *d = mutf7_decode("ab\0c", 4);
     CHECK(d == NULL);
-    d = imap_mutf7_decode("abcdef", 3);
+    d = mutf7_decode("abcdef", 3);
     CHECK_STR(d, "abc");
     free(d);
 
@@ -1155,7 +1156,7 @@ test_mutf7(void)
         "a\x80",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad_utf8); i++) {
-        char *e = imap_mutf7_encode(bad_utf8[i]);
+        char *e = mutf7_encode(bad_utf8[i]);
         CHECK(e == NULL);
         free(e);
     }
