@@ -3,6 +3,7 @@
 #include "fs/cli.h"
 #include "fs/mount.h"
 
+#include "common/crash.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "sync/sync.h"
@@ -356,6 +357,7 @@ main(int argc, char **argv)
         }
     }
     log_open(NULL, cli.log_level);
+    crash_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc;
     bool sub = false;

@@ -104,6 +104,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     }
     store_close(probe);
     pthread_key_create(&m.store_key, close_store);
+    pthread_mutex_init(&m.drafts_lock, NULL);
 
     build_args(&args, m.store_dir, cli->fuse_opts);
     m.se = fuse_session_new(&args, &mount_ops, sizeof mount_ops, &m);
@@ -135,6 +136,10 @@ cli_mount(const struct cli *cli, const char *mountpoint)
         log_error("%s", err);
         goto out;
     }
+    if (notify_start(&m) < 0) {
+        log_error("cannot start the notifier thread");
+        goto out;
+    }
     log_info("mounted %s on %s", acct->name, mountpoint);
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(lc, 16);
@@ -144,6 +149,9 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     rc = lr == 0 ? 0 : 1;
     log_info("unmounted %s", mountpoint);
 out:
+    if (m.store_dir)
+        write_flush_all(&m);
+    notify_stop();
     control_stop();
     if (m.sync) {
         sync_stop(m.sync);

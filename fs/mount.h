@@ -7,6 +7,8 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "store/store.h"
@@ -25,14 +27,62 @@ struct mount {
     /* Parents whose listing changed in the current batch (sync thread only). */
     uint64_t *dirty_dirs;         /* owned */
     size_t ndirty, adirty;
+    /* Files being written (write.c). Lock order: drafts_lock, then a store. */
+    pthread_mutex_t drafts_lock;
+    struct draft *drafts;         /* owned; protected by drafts_lock */
 };
 
-/* The low-level operations table (ops.c). */
+/* ---- ops.c: the operations table and the read side ---- */
 extern const struct fuse_lowlevel_ops mount_ops;
+/* The calling FUSE thread's store connection, opened on first use; NULL
+ * after logging why it could not be opened. */
+struct store *mount_store(struct mount *m);
+/* errno for a store status (EIO when nothing more precise fits). */
+int mount_errno(enum store_status s);
+void mount_dir_attr(struct mount *m, uint64_t ino, struct stat *sb);
+void mount_file_attr(struct mount *m, uint64_t ino, int64_t size, int64_t date,
+                     struct stat *sb);
+/* Timeouts and generation of an entry reply. */
+void mount_fill_entry(struct fuse_entry_param *e);
 
+/* ---- write.c: the write side (files being written are "drafts") ---- */
+void write_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                  struct fuse_file_info *fi);
+void write_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void write_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                 struct fuse_file_info *fi);
+void write_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                   struct fuse_file_info *fi);
+void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void write_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                  const char *newname, unsigned int flags);
+void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void write_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void write_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                    size_t size, int flags);
+void write_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void write_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                     struct fuse_file_info *fi);
+/* While a file is being written: its current size (true) and a duplicate
+ * descriptor of its bytes (>= 0, owned by the caller), else false / -1. */
+bool write_draft_size(struct mount *m, uint64_t ino, int64_t *size);
+int write_draft_fd(struct mount *m, uint64_t ino);
+/* Write every draft out (at unmount). */
+void write_flush_all(struct mount *m);
+
+/* ---- notify.c: cache invalidation ---- */
 /* Called by the sync engine for each committed change and with NULL at the
- * end of each batch: tells the kernel what to forget (ops.c). */
+ * end of each batch. */
 void mount_on_change(void *ctx, const struct store_change *c);
+/* For FUSE threads: invalidate an inode soon, from another thread. */
+int notify_start(struct mount *m);
+void notify_stop(void);
+void notify_inode_later(uint64_t ino);
 
 /* The control socket: `mailfs sync MOUNTPOINT` talks to the running mount
  * through STORE/control.sock (control.c). */

@@ -28,8 +28,8 @@ mnt(fuse_req_t req)
 }
 
 /* The calling FUSE thread's store connection, opened on first use. */
-static struct store *
-thread_store(struct mount *m)
+struct store *
+mount_store(struct mount *m)
 {
     struct store *st = pthread_getspecific(m->store_key);
     if (st)
@@ -40,24 +40,27 @@ thread_store(struct mount *m)
         free(err);
         return NULL;
     }
+    /* The kernel learns of this thread's changes from the replies. */
+    store_set_recording(st, false);
     pthread_setspecific(m->store_key, st);
     return st;
 }
 
-static int
-status_errno(enum store_status s)
+int
+mount_errno(enum store_status s)
 {
     switch (s) {
     case STORE_OK: return 0;
     case STORE_NOTFOUND: return ENOENT;
     case STORE_EXISTS: return EEXIST;
     case STORE_BUSY: return EAGAIN;
+    case STORE_INVALID: return EINVAL;
     default: return EIO;
     }
 }
 
-static void
-dir_attr(struct mount *m, uint64_t ino, struct stat *sb)
+void
+mount_dir_attr(struct mount *m, uint64_t ino, struct stat *sb)
 {
     memset(sb, 0, sizeof *sb);
     sb->st_ino = ino;
@@ -70,8 +73,8 @@ dir_attr(struct mount *m, uint64_t ino, struct stat *sb)
     sb->st_mtime = sb->st_ctime = sb->st_atime = m->mount_time;
 }
 
-static void
-file_attr(struct mount *m, uint64_t ino, int64_t size, int64_t date, struct stat *sb)
+void
+mount_file_attr(struct mount *m, uint64_t ino, int64_t size, int64_t date, struct stat *sb)
 {
     memset(sb, 0, sizeof *sb);
     sb->st_ino = ino;
@@ -85,8 +88,8 @@ file_attr(struct mount *m, uint64_t ino, int64_t size, int64_t date, struct stat
     sb->st_mtime = sb->st_ctime = sb->st_atime = date;
 }
 
-static void
-fill_entry(struct fuse_entry_param *e)
+void
+mount_fill_entry(struct fuse_entry_param *e)
 {
     e->generation = 1;
     e->attr_timeout = CACHE_TIMEOUT;
@@ -125,7 +128,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    struct store *st = thread_store(m);
+    struct store *st = mount_store(m);
     if (!st) {
         fuse_reply_err(req, EIO);
         return;
@@ -133,25 +136,25 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int64_t fid = store_ino_id(parent);
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
-    fill_entry(&e);
+    mount_fill_entry(&e);
     struct store_folder f;
     enum store_status s = store_folder_lookup(st, fid, name, &f);
     if (s == STORE_OK) {
         e.ino = store_ino_folder(f.id);
-        dir_attr(m, e.ino, &e.attr);
+        mount_dir_attr(m, e.ino, &e.attr);
         store_folder_clear(&f);
         fuse_reply_entry(req, &e);
         return;
     }
     if (s != STORE_NOTFOUND) {
-        fuse_reply_err(req, status_errno(s));
+        fuse_reply_err(req, mount_errno(s));
         return;
     }
     struct store_item it;
     s = fid == 0 ? STORE_NOTFOUND : store_item_lookup(st, fid, name, &it);
     if (s == STORE_OK) {
         e.ino = store_ino_item(it.id);
-        file_attr(m, e.ino, it.size, it.date, &e.attr);
+        mount_file_attr(m, e.ino, it.size, it.date, &e.attr);
         fuse_reply_entry(req, &e);
         return;
     }
@@ -162,7 +165,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_entry(req, &e);
         return;
     }
-    fuse_reply_err(req, status_errno(s));
+    fuse_reply_err(req, mount_errno(s));
 }
 
 static void
@@ -182,23 +185,27 @@ static int
 node_attr(struct mount *m, struct store *st, fuse_ino_t ino, struct stat *sb)
 {
     if (ino == FUSE_ROOT_ID) {
-        dir_attr(m, ino, sb);
+        mount_dir_attr(m, ino, sb);
         return 0;
     }
     if (is_dir_ino(ino)) {
         struct store_folder f;
         enum store_status s = store_folder_get(st, store_ino_id(ino), &f);
         if (s != STORE_OK)
-            return status_errno(s);
+            return mount_errno(s);
         store_folder_clear(&f);
-        dir_attr(m, ino, sb);
+        mount_dir_attr(m, ino, sb);
         return 0;
     }
     struct store_item it;
     enum store_status s = store_item_get(st, store_ino_id(ino), &it);
     if (s != STORE_OK)
-        return status_errno(s);
-    file_attr(m, ino, it.size, it.date, sb);
+        return mount_errno(s);
+    /* Bytes written but not yet committed count: the kernel must not see
+     * the file shrink under a writer. */
+    int64_t size = it.size;
+    write_draft_size(m, ino, &size);
+    mount_file_attr(m, ino, size, it.date, sb);
     return 0;
 }
 
@@ -206,20 +213,13 @@ static void
 op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct mount *m = mnt(req);
-    struct store *st = thread_store(m);
+    struct store *st = mount_store(m);
     struct stat sb;
     int e = st ? node_attr(m, st, ino, &sb) : EIO;
     if (e)
         fuse_reply_err(req, e);
     else
         fuse_reply_attr(req, &sb, CACHE_TIMEOUT);
-}
-
-static void
-op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-           struct fuse_file_info *fi)
-{
-    fuse_reply_err(req, EROFS);
 }
 
 static void
@@ -256,7 +256,7 @@ add_entry(struct dir_fill *df, const char *name, const struct stat *sb, uint64_t
         e.attr = *sb;
         if (real) {
             e.ino = sb->st_ino;
-            fill_entry(&e);
+            mount_fill_entry(&e);
         }
         n = fuse_add_direntry_plus(df->req, df->buf + df->used, room, name, &e, (off_t)off);
     } else {
@@ -274,9 +274,9 @@ dir_cb(void *ctx, const struct store_dirent *d)
     struct dir_fill *df = ctx;
     struct stat sb;
     if (d->is_dir)
-        dir_attr(df->m, d->ino, &sb);
+        mount_dir_attr(df->m, d->ino, &sb);
     else
-        file_attr(df->m, d->ino, d->size, d->date, &sb);
+        mount_file_attr(df->m, d->ino, d->size, d->date, &sb);
     return add_entry(df, d->name, &sb, d->ino, true) ? 0 : 1;
 }
 
@@ -286,7 +286,7 @@ static void
 do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
     struct mount *m = mnt(req);
-    struct store *st = thread_store(m);
+    struct store *st = mount_store(m);
     if (!st) {
         fuse_reply_err(req, EIO);
         return;
@@ -296,18 +296,18 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
     struct stat sb;
     bool full = false;
     if (off < 1) {
-        dir_attr(m, ino, &sb);
+        mount_dir_attr(m, ino, &sb);
         full = !add_entry(&df, ".", &sb, 1, false);
     }
     if (!full && off < 2) {
-        dir_attr(m, ino, &sb);
+        mount_dir_attr(m, ino, &sb);
         full = !add_entry(&df, "..", &sb, 2, false);
     }
     enum store_status s = STORE_OK;
     if (!full)
         s = store_dir_list(st, store_ino_id(ino), off <= 2 ? 0 : (uint64_t)off, dir_cb, &df);
     if (s != STORE_OK && df.used == 0)
-        fuse_reply_err(req, status_errno(s));
+        fuse_reply_err(req, mount_errno(s));
     else
         fuse_reply_buf(req, df.buf, df.used);
     free(df.buf);
@@ -340,10 +340,6 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EISDIR);
         return;
     }
-    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-        fuse_reply_err(req, EROFS);
-        return;
-    }
     if (m->no_open) {
         /* From now on the kernel opens files without asking. */
         fuse_reply_err(req, ENOSYS);
@@ -362,12 +358,14 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
         return;
     }
     /* Content files are found from the inode alone: no database read. */
-    struct store *st = thread_store(m);
+    struct store *st = mount_store(m);
     if (!st) {
         fuse_reply_err(req, EIO);
         return;
     }
-    int fd = store_content_open(st, store_ino_id(ino));
+    int fd = write_draft_fd(m, ino);
+    if (fd < 0)
+        fd = store_content_open(st, store_ino_id(ino));
     if (fd < 0) {
         log_warn("content of item %lld missing: %s", (long long)store_ino_id(ino),
                  strerror(-fd));
@@ -383,12 +381,6 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 }
 
 static void
-op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    fuse_reply_err(req, 0);
-}
-
-static void
 op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct mount *m = mnt(req);
@@ -399,64 +391,6 @@ op_statfs(fuse_req_t req, fuse_ino_t ino)
     }
     sv.f_namemax = NAMES_MAX;
     fuse_reply_statfs(req, &sv);
-}
-
-static void
-op_readonly_entry(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-    fuse_reply_err(req, strlen(name) > NAMES_MAX ? ENAMETOOLONG : EROFS);
-}
-
-static void
-op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-    op_readonly_entry(req, parent, name, mode);
-}
-
-static void
-op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void
-op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void
-op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-          const char *newname, unsigned int flags)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void
-op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void
-op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-         struct fuse_file_info *fi)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void
-op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-          struct fuse_file_info *fi)
-{
-    op_readonly_entry(req, parent, name, mode);
-}
-
-static void
-op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-             struct fuse_file_info *fi)
-{
-    fuse_reply_err(req, EROFS);
 }
 
 /* ---- extended attributes ---- */
@@ -508,7 +442,7 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         struct store_folder f;
         enum store_status s = store_folder_get(st, store_ino_id(ino), &f);
         if (s != STORE_OK) {
-            *e = status_errno(s);
+            *e = mount_errno(s);
             return NULL;
         }
         char *v = NULL;
@@ -537,7 +471,7 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
     struct store_item it;
     enum store_status s = store_item_get(st, store_ino_id(ino), &it);
     if (s != STORE_OK) {
-        *e = status_errno(s);
+        *e = mount_errno(s);
         return NULL;
     }
     if (strcmp(name, "user.sync.state") == 0)
@@ -546,7 +480,7 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         char *flags;
         s = store_item_flags(st, it.id, &flags);
         if (s != STORE_OK) {
-            *e = status_errno(s);
+            *e = mount_errno(s);
             return NULL;
         }
         return flags;
@@ -569,7 +503,7 @@ static void
 op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct mount *m = mnt(req);
-    struct store *st = thread_store(m);
+    struct store *st = mount_store(m);
     if (!st) {
         fuse_reply_err(req, EIO);
         return;
@@ -607,86 +541,35 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     dynbuf_free(&b);
 }
 
-static void
-op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
-            int flags)
-{
-    /* Settings arrive with the write issues; until then the tree is read-only. */
-    bool known = strncmp(name, "user.sync.", 10) == 0 || strncmp(name, "user.mail.", 10) == 0 ||
-                 strncmp(name, "user.mailfs.", 12) == 0;
-    fuse_reply_err(req, known ? EROFS : ENOTSUP);
-}
-
-static void
-op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-    fuse_reply_err(req, ENOTSUP);
-}
-
 const struct fuse_lowlevel_ops mount_ops = {
     .init = op_init,
     .lookup = op_lookup,
     .forget = op_forget,
     .forget_multi = op_forget_multi,
     .getattr = op_getattr,
-    .setattr = op_setattr,
-    .mknod = op_mknod,
-    .mkdir = op_readonly_entry,
-    .unlink = op_unlink,
-    .rmdir = op_unlink,
-    .symlink = op_symlink,
-    .rename = op_rename,
-    .link = op_link,
+    .setattr = write_setattr,
+    .mknod = write_mknod,
+    .mkdir = write_mkdir,
+    .unlink = write_unlink,
+    .rmdir = write_rmdir,
+    .symlink = write_symlink,
+    .rename = write_rename,
+    .link = write_link,
     .open = op_open,
     .read = op_read,
-    .write = op_write,
-    .release = op_release,
+    .write = write_write,
+    .flush = write_flush,
+    .fsync = write_fsync,
+    .release = write_release,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .statfs = op_statfs,
-    .setxattr = op_setxattr,
+    .setxattr = write_setxattr,
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
-    .removexattr = op_removexattr,
-    .create = op_create,
-    .fallocate = op_fallocate,
+    .removexattr = write_removexattr,
+    .create = write_create,
+    .fallocate = write_fallocate,
 };
-
-/* ---- invalidation, on the sync thread ---- */
-
-static void
-mark_dirty(struct mount *m, uint64_t ino)
-{
-    for (size_t i = 0; i < m->ndirty; i++)
-        if (m->dirty_dirs[i] == ino)
-            return;
-    if (m->ndirty == m->adirty) {
-        m->adirty = m->adirty ? m->adirty * 2 : 16;
-        m->dirty_dirs = xrealloc(m->dirty_dirs, m->adirty * sizeof *m->dirty_dirs);
-    }
-    m->dirty_dirs[m->ndirty++] = ino;
-}
-
-void
-mount_on_change(void *ctx, const struct store_change *c)
-{
-    struct mount *m = ctx;
-    if (!m->se)
-        return;
-    if (!c) {
-        /* End of a batch: drop the cached listings of changed directories. */
-        for (size_t i = 0; i < m->ndirty; i++)
-            fuse_lowlevel_notify_inval_inode(m->se, m->dirty_dirs[i], 0, 0);
-        m->ndirty = 0;
-        return;
-    }
-    if (c->kind == STORE_CHANGE_ENTRY) {
-        /* Errors mean the kernel did not have the name cached: fine. */
-        fuse_lowlevel_notify_inval_entry(m->se, c->parent_ino, c->name, strlen(c->name));
-        mark_dirty(m, c->parent_ino);
-    } else {
-        fuse_lowlevel_notify_inval_inode(m->se, c->ino, 0, 0);
-    }
-}

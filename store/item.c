@@ -283,6 +283,20 @@ store_item_count(struct store *st, int64_t folder_id, bool with_uid, int64_t *ou
 }
 
 enum store_status
+store_item_count_unmapped_synced(struct store *st, int64_t folder_id, int64_t *out)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT count(*) FROM items WHERE folder_id = ?1 AND "
+                                    "uid = 0 AND state IN (0, 1)");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(st, rc);
+}
+
+enum store_status
 store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
                int (*fn)(void *ctx, const struct store_dirent *e), void *ctx)
 {

@@ -190,6 +190,31 @@ journal_find_item(struct store *st, int64_t item_id, unsigned op_mask, unsigned 
 }
 
 enum store_status
+journal_find_folder(struct store *st, int64_t folder_id, unsigned op_mask, unsigned state_mask,
+                    struct journal_entry *out)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT " JOURNAL_COLS " FROM journal WHERE folder_id = ?1 "
+                                    "AND item_id = 0 AND ((1 << op) & ?2) <> 0 AND "
+                                    "((1 << state) & ?3) <> 0 ORDER BY id DESC LIMIT 1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_int64(s, 2, op_mask);
+    sqlite3_bind_int64(s, 3, state_mask);
+    return one_entry(st, s, out);
+}
+
+enum store_status
+journal_drop_refused(struct store *st, int64_t item_id)
+{
+    sqlite3_stmt *s = store_sql(st, "DELETE FROM journal WHERE item_id = ?1 AND state = 2");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, item_id);
+    return store_step_done(st, s);
+}
+
+enum store_status
 journal_drop_item(struct store *st, int64_t item_id, unsigned op_mask)
 {
     sqlite3_stmt *s = store_sql(st, "DELETE FROM journal WHERE item_id = ?1 AND state = 0 AND "
@@ -207,7 +232,7 @@ journal_fill_uid(struct store *st, int64_t item_id, const char *src, uint32_t ui
 {
     sqlite3_stmt *s = store_sql(st, "UPDATE journal SET uid = ?2, uidvalidity = ?3, "
                                     "src = coalesce(src, ?4) WHERE item_id = ?1 AND uid = 0 "
-                                    "AND op IN (3, 4, 5)");
+                                    "AND op IN (2, 3, 4, 5) AND state = 0");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, item_id);

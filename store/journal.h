@@ -75,6 +75,12 @@ enum store_status journal_remove(struct store *st, int64_t id);
  * and states in state_mask (bit 1 << state). */
 enum store_status journal_find_item(struct store *st, int64_t item_id, unsigned op_mask,
                                     unsigned state_mask, struct journal_entry *out);
+/* The latest entry of a folder (folder_id) with an op in op_mask and a state
+ * in state_mask. */
+enum store_status journal_find_folder(struct store *st, int64_t folder_id, unsigned op_mask,
+                                      unsigned state_mask, struct journal_entry *out);
+/* Forget refused entries of an item (the user changed it again). */
+enum store_status journal_drop_refused(struct store *st, int64_t item_id);
 /* Remove every queued entry of an item with an op in op_mask. */
 enum store_status journal_drop_item(struct store *st, int64_t item_id, unsigned op_mask);
 /* An item received its UID: entries waiting for it (uid 0) take it. */

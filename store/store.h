@@ -28,6 +28,7 @@ enum store_status {
     STORE_CORRUPT,   /* the database or a content file is damaged */
     STORE_TOO_NEW,   /* written by a newer mailfs */
     STORE_IO,        /* a file operation failed (errno in the message) */
+    STORE_INVALID,   /* the request cannot be done (a name the server cannot hold...) */
     STORE_ERROR,     /* anything else sqlite reported */
 };
 
@@ -75,6 +76,10 @@ enum store_open_flags {
 enum store_status store_open(const char *dir, unsigned flags, struct store **out,
                              char **err);
 void store_close(struct store *st);
+/* Finish what a crash interrupted (staged content, drafts, tmp/). Only the
+ * process that owns the store (it holds the lock) may call this, before any
+ * other thread uses the store. */
+enum store_status store_recover(struct store *st);
 /* true when dir holds a store database. */
 bool store_exists(const char *dir);
 
@@ -208,6 +213,10 @@ enum store_status store_item_each_uid(struct store *st, int64_t folder_id,
 enum store_status store_item_each_unmapped(struct store *st, int64_t folder_id,
                                            int (*fn)(void *ctx, const struct store_item *it),
                                            void *ctx);
+/* Items of the folder that were synced once and have lost their UID (an
+ * interrupted UIDVALIDITY remap). */
+enum store_status store_item_count_unmapped_synced(struct store *st, int64_t folder_id,
+                                                   int64_t *out);
 /* Number of items in a folder; with_uid: only those with a uid. */
 enum store_status store_item_count(struct store *st, int64_t folder_id, bool with_uid,
                                    int64_t *out);

@@ -28,6 +28,8 @@ struct sync_driver_ops {
     int (*connect)(struct sync_driver *d, struct sync_error *err);
     void (*disconnect)(struct sync_driver *d);
     bool (*connected)(const struct sync_driver *d);
+    /* Send the journal's entries for this driver's kinds, in order. */
+    int (*push)(struct sync_driver *d, struct sync_error *err);
     /* Bring the store's folder list of this driver's kinds up to date. */
     int (*list)(struct sync_driver *d, struct sync_error *err);
     /* After list: may the folder have changed since its last sync? A driver

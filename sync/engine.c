@@ -138,6 +138,14 @@ sync_new(const struct sync_options *o, struct sync **out, char **err)
         free(s);
         return -1;
     }
+    if (store_recover(s->st) != STORE_OK) {
+        *err = xasprintf("%s: recovering after an interruption: %s", o->store_dir,
+                         store_errmsg(s->st));
+        store_close(s->st);
+        close(s->wake_fd);
+        free(s);
+        return -1;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->req_folder = REQ_NONE;
@@ -278,6 +286,9 @@ run_pass(struct sync *s, int64_t only, struct sync_error *err)
     for (size_t i = 0; i < s->ndrivers; i++) {
         struct sync_driver *d = s->drivers[i];
         if (!d->ops->connected(d) && d->ops->connect(d, err) < 0)
+            return -1;
+        /* Local changes first: the folder sync must not undo them. */
+        if (d->ops->push(d, err) < 0)
             return -1;
         if (d->ops->list(d, err) < 0)
             return -1;
@@ -436,6 +447,16 @@ thread_main(void *arg)
             pass_due = true;
         }
 
+        if (!pass_due && !requested && d->ops->push(d, &err) < 0) {
+            if (err.code == SYNC_ERR_CANCELLED)
+                break;
+            log_warn("sending local changes: %s", err.msg);
+            d->ops->disconnect(d);
+            set_conn_state(s, "reconnecting: %s", err.msg);
+            next_attempt = util_now_ms() + BACKOFF_MIN_MS;
+            continue;
+        }
+
         if (pass_due || requested) {
             int64_t only = requested && folder > 0 ? folder : REQ_ALL;
             int r = run_pass(s, only, &err);
@@ -465,7 +486,15 @@ thread_main(void *arg)
         int64_t fid = 0;
         int w = d->ops->wait(d, s->wake_fd, (int)wait_ms, &fid, &err);
         if (w == 2) {
-            drain_wake(s);
+            /* Let a burst of local changes settle (a shell redirect closes
+             * twice, cp -r writes many files) so they go out together. */
+            int64_t until = util_now_ms() + 1000;
+            do {
+                drain_wake(s);
+                struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
+                if (poll(&p, 1, 150) <= 0)
+                    break;
+            } while (util_now_ms() < until && !atomic_load(&s->stop));
             continue;
         }
         if (w == 0) {

@@ -3,13 +3,14 @@
  * server offers), then download new messages in pipelined batches and
  * commit them to the store in short transactions that never wait on the
  * network. */
-#include "sync/imap_sync.h"
+#include "sync/imap_sync_p.h"
 
 #include "common/log.h"
 #include "common/util.h"
 #include "formats/flags.h"
 #include "formats/mail.h"
 #include "formats/mutf7.h"
+#include "store/journal.h"
 #include "store/names.h"
 
 #include <poll.h>
@@ -30,24 +31,6 @@
 #define COMMIT_MSGS 500
 /* IDLE is renewed well within the 29 minutes RFC 2177 allows. */
 #define IDLE_MAX_MS (25 * 60 * 1000)
-
-/* What LIST and STATUS said about a mailbox. */
-struct mbox_status {
-    char *name;          /* server name; owned */
-    bool have;           /* a STATUS response was seen */
-    uint32_t messages, uidnext, uidvalidity;
-    uint64_t highestmodseq;
-};
-
-struct imap_driver {
-    struct sync_driver base;
-    const struct imap_config *cfg; /* borrowed */
-    struct imap_conn *conn;        /* owned; NULL when disconnected */
-    char *selected;                /* server name of the selected mailbox; owned */
-    bool changed_while_selected;   /* the server reported a change we did not act on */
-    struct mbox_status *status;    /* owned, from the last list */
-    size_t nstatus;
-};
 
 /* A message as the server describes it before download. */
 struct srv_msg {
@@ -101,8 +84,8 @@ sort_any(void *base, size_t n, size_t size, int (*cmp)(const void *, const void 
 
 /* ---- flags ---- */
 
-static char *
-flags_normalise(const struct imap_value *list)
+char *
+imap_sync_flags(const struct imap_value *list)
 {
     struct flags_builder b = {0};
     if (list && list->kind == IMAP_LIST)
@@ -124,8 +107,8 @@ value_str(const struct imap_value *v)
     return xstrndup(v->data, v->len);
 }
 
-static bool
-value_u32(const struct imap_value *v, uint32_t *out)
+bool
+imap_sync_u32(const struct imap_value *v, uint32_t *out)
 {
     uint64_t x;
     if (!v || imap_value_u64(v, &x) < 0 || x > UINT32_MAX)
@@ -135,8 +118,8 @@ value_u32(const struct imap_value *v, uint32_t *out)
 }
 
 /* The MODSEQ of a FETCH item list: "MODSEQ (123)". */
-static uint64_t
-fetch_modseq(const struct imap_value *attrs)
+uint64_t
+imap_sync_modseq(const struct imap_value *attrs)
 {
     const struct imap_value *m = imap_fetch_item(attrs, "MODSEQ");
     uint64_t x = 0;
@@ -164,14 +147,8 @@ internaldate(const struct imap_value *v)
     return mail_parse_date(buf, strlen(buf), &t) == 0 ? t : -1;
 }
 
-static struct imap_driver *
-drv(struct sync_driver *d)
-{
-    return (struct imap_driver *)d;
-}
-
-static int
-store_fail(struct sync_error *err, struct store *st, const char *what)
+int
+imap_sync_store_fail(struct sync_error *err, struct store *st, const char *what)
 {
     sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER, "%s: %s", what,
                    store_errmsg(st));
@@ -183,7 +160,7 @@ store_fail(struct sync_error *err, struct store *st, const char *what)
 static int
 op_connect(struct sync_driver *d, struct sync_error *err)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     if (id->conn)
         return 0;
     if (imap_connect(id->cfg, &id->conn, err) < 0)
@@ -197,7 +174,7 @@ op_connect(struct sync_driver *d, struct sync_error *err)
 static void
 op_disconnect(struct sync_driver *d)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     imap_close(id->conn);
     id->conn = NULL;
     free(id->selected);
@@ -211,8 +188,8 @@ op_connected(const struct sync_driver *d)
 }
 
 /* A connection-level failure leaves the connection unusable. */
-static int
-conn_fail(struct imap_driver *id, struct sync_error *err)
+int
+imap_sync_conn_fail(struct imap_driver *id, struct sync_error *err)
 {
     if (err->scope == SYNC_SCOPE_ACCOUNT)
         op_disconnect(&id->base);
@@ -354,7 +331,7 @@ ensure_folder(struct imap_driver *id, const char *server_name, char delim, bool 
             f.delimiter = delim;
             if (store_folder_update_sync(st, &f) != STORE_OK) {
                 store_folder_clear(&f);
-                return store_fail(err, st, "updating a folder");
+                return imap_sync_store_fail(err, st, "updating a folder");
             }
         }
         *id_out = f.id;
@@ -362,7 +339,7 @@ ensure_folder(struct imap_driver *id, const char *server_name, char delim, bool 
         return 0;
     }
     if (s != STORE_NOTFOUND)
-        return store_fail(err, st, "reading folders");
+        return imap_sync_store_fail(err, st, "reading folders");
 
     int64_t parent = 0;
     const char *leaf = server_name;
@@ -400,13 +377,14 @@ ensure_folder(struct imap_driver *id, const char *server_name, char delim, bool 
     f.selectable = selectable;
     s = store_folder_add(st, &f);
     if (s != STORE_OK)
-        return store_fail(err, st, "adding a folder");
+        return imap_sync_store_fail(err, st, "adding a folder");
     log_info("new folder %s", f.name);
     *id_out = f.id;
     return 0;
 }
 
 struct stale_ctx {
+    struct store *st;
     int64_t *keep;  /* sorted ids of folders still on the server */
     size_t nkeep;
     int64_t *drop;
@@ -425,6 +403,13 @@ stale_cb(void *ctx, const struct store_folder *f)
 {
     struct stale_ctx *sc = ctx;
     if (bsearch(&f->id, sc->keep, sc->nkeep, sizeof *sc->keep, cmp_i64))
+        return 0;
+    /* Made here and not yet created there, or renamed here and not yet
+     * there: not a folder the server removed. */
+    bool named = false;
+    if (f->local_only ||
+        (f->server_name && journal_names_folder(sc->st, f->server_name, &named) == STORE_OK &&
+         named))
         return 0;
     if (sc->ndrop == sc->alloc) {
         sc->alloc = sc->alloc ? sc->alloc * 2 : 8;
@@ -455,7 +440,7 @@ keep_chain(struct store *st, int64_t fid, int64_t **keep, size_t *n, size_t *all
 static int
 op_list(struct sync_driver *d, struct sync_error *err)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     struct store *st = d->st;
     for (size_t i = 0; i < id->nstatus; i++)
         free(id->status[i].name);
@@ -494,16 +479,25 @@ op_list(struct sync_driver *d, struct sync_error *err)
         for (size_t i = 0; i < lc.n; i++)
             free(lc.v[i].name);
         free(lc.v);
-        return conn_fail(id, err);
+        return imap_sync_conn_fail(id, err);
     }
 
     int64_t *keep = NULL;
     size_t nkeep = 0, akeep = 0;
     if (store_begin(st) != STORE_OK) {
-        rc = store_fail(err, st, "starting a transaction");
+        rc = imap_sync_store_fail(err, st, "starting a transaction");
     } else {
         for (size_t i = 0; rc == 0 && i < lc.n; i++) {
             int64_t fid;
+            /* A folder the journal is about to rename or delete stays out. */
+            struct store_folder known;
+            bool named = false;
+            if (store_folder_by_server_name(st, STORE_KIND_MAIL, lc.v[i].name, &known) ==
+                STORE_OK) {
+                store_folder_clear(&known);
+            } else if (journal_names_folder(st, lc.v[i].name, &named) == STORE_OK && named) {
+                continue;
+            }
             rc = ensure_folder(id, lc.v[i].name, lc.v[i].delim, lc.v[i].selectable, true,
                                &fid, err);
             if (rc == 0)
@@ -513,9 +507,9 @@ op_list(struct sync_driver *d, struct sync_error *err)
          * way round: a folder missing locally is not deleted remotely). */
         if (rc == 0 && lc.n > 0) {
             sort_any(keep, nkeep, sizeof *keep, cmp_i64);
-            struct stale_ctx sc = {.keep = keep, .nkeep = nkeep};
+            struct stale_ctx sc = {.st = st, .keep = keep, .nkeep = nkeep};
             if (store_folder_each(st, STORE_KIND_MAIL, stale_cb, &sc) != STORE_OK)
-                rc = store_fail(err, st, "reading folders");
+                rc = imap_sync_store_fail(err, st, "reading folders");
             for (size_t i = 0; rc == 0 && i < sc.ndrop; i++) {
                 struct store_folder f;
                 /* A parent may already have taken its children along. */
@@ -524,12 +518,12 @@ op_list(struct sync_driver *d, struct sync_error *err)
                 log_info("folder %s is gone from the server", f.name);
                 store_folder_clear(&f);
                 if (store_folder_remove(st, sc.drop[i]) != STORE_OK)
-                    rc = store_fail(err, st, "removing a folder");
+                    rc = imap_sync_store_fail(err, st, "removing a folder");
             }
             free(sc.drop);
         }
         if (rc == 0 && store_commit(st) != STORE_OK)
-            rc = store_fail(err, st, "committing folders");
+            rc = imap_sync_store_fail(err, st, "committing folders");
         else if (rc != 0)
             store_rollback(st);
     }
@@ -545,7 +539,7 @@ op_list(struct sync_driver *d, struct sync_error *err)
 static bool
 op_maybe_changed(struct sync_driver *d, const struct store_folder *f)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     if (!f->server_name || f->last_sync == 0 || f->error)
         return true;
     if (!id->conn || !imap_has(id->conn, IMAP_CAP_CONDSTORE))
@@ -594,17 +588,17 @@ collect_fetch_flags(struct srv_list *l, const struct imap_response *r)
         return;
     const struct imap_value *a = &r->args.items[0];
     uint32_t uid, size = 0;
-    if (!value_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0)
+    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0)
         return;
     const struct imap_value *fl = imap_fetch_item(a, "FLAGS");
     if (!fl)
         return;
-    value_u32(imap_fetch_item(a, "RFC822.SIZE"), &size);
+    imap_sync_u32(imap_fetch_item(a, "RFC822.SIZE"), &size);
     struct srv_msg *m = srv_list_add(l);
     m->uid = uid;
     m->size = size;
-    m->modseq = fetch_modseq(a);
-    m->flags = flags_normalise(fl);
+    m->modseq = imap_sync_modseq(a);
+    m->flags = imap_sync_flags(fl);
 }
 
 static int
@@ -614,9 +608,9 @@ select_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
     if (r->status == IMAP_ST_OK && r->code) {
         uint32_t x;
         const struct imap_value *arg = r->code_args.n ? &r->code_args.items[0] : NULL;
-        if (strcmp(r->code, "UIDVALIDITY") == 0 && value_u32(arg, &x))
+        if (strcmp(r->code, "UIDVALIDITY") == 0 && imap_sync_u32(arg, &x))
             sc->uidvalidity = x;
-        else if (strcmp(r->code, "UIDNEXT") == 0 && value_u32(arg, &x))
+        else if (strcmp(r->code, "UIDNEXT") == 0 && imap_sync_u32(arg, &x))
             sc->uidnext = x;
         else if (strcmp(r->code, "HIGHESTMODSEQ") == 0 && arg)
             imap_value_u64(arg, &sc->highestmodseq);
@@ -645,6 +639,12 @@ note_unsolicited(struct imap_driver *id, const struct imap_response *r, uint32_t
         strcmp(r->name, "EXPUNGE") == 0 || strcmp(r->name, "VANISHED") == 0 ||
         strcmp(r->name, "FETCH") == 0)
         id->changed_while_selected = true;
+}
+
+void
+imap_sync_note(struct imap_driver *id, const struct imap_response *r)
+{
+    note_unsolicited(id, r, UINT32_MAX);
 }
 
 static int
@@ -701,8 +701,8 @@ pending_free(struct pending *p)
 }
 
 /* Same bytes as the content file of an item? */
-static bool
-content_equal(struct store *st, int64_t item_id, const char *data, size_t len)
+bool
+imap_sync_content_equal(struct store *st, int64_t item_id, const char *data, size_t len)
 {
     int fd = store_content_open(st, item_id);
     if (fd < 0)
@@ -736,7 +736,7 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
     struct store *st = fc->id->base.st;
     int rc = 0;
     if (store_begin(st) != STORE_OK)
-        return store_fail(err, st, "starting a transaction");
+        return imap_sync_store_fail(err, st, "starting a transaction");
     for (size_t i = 0; rc == 0 && i < fc->nbatch; i++) {
         struct pending *p = &fc->batch[i];
         struct store_item it;
@@ -746,9 +746,9 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
         if (fc->remap && p->message_id &&
             store_item_find_unmapped(st, fc->folder_id, p->message_id, (int64_t)p->size,
                                      &it) == STORE_OK &&
-            content_equal(st, it.id, p->data, p->size)) {
+            imap_sync_content_equal(st, it.id, p->data, p->size)) {
             if (store_item_set_uid(st, it.id, p->uid, p->modseq, p->flags) != STORE_OK)
-                rc = store_fail(err, st, "remapping a message");
+                rc = imap_sync_store_fail(err, st, "remapping a message");
             continue;
         }
         struct store_item_new n = {
@@ -764,10 +764,10 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
             .size = p->size,
         };
         if (store_item_add(st, &n, NULL, NULL) != STORE_OK)
-            rc = store_fail(err, st, "storing a message");
+            rc = imap_sync_store_fail(err, st, "storing a message");
     }
     if (rc == 0 && store_commit(st) != STORE_OK)
-        rc = store_fail(err, st, "committing messages");
+        rc = imap_sync_store_fail(err, st, "committing messages");
     else if (rc != 0)
         store_rollback(st);
     fc->done += (int64_t)fc->nbatch;
@@ -795,7 +795,7 @@ fetch_body_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
     const struct imap_value *a = &r->args.items[0];
     const struct imap_value *body = imap_fetch_item(a, "BODY[]");
     uint32_t uid;
-    if (!body || !value_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0) {
+    if (!body || !imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0) {
         /* A flag change of another message during the download. */
         fc->id->changed_while_selected = true;
         return 0;
@@ -817,9 +817,9 @@ fetch_body_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
     }
     struct pending *p = &fc->batch[fc->nbatch++];
     p->uid = uid;
-    p->modseq = fetch_modseq(a);
+    p->modseq = imap_sync_modseq(a);
     p->date = date;
-    p->flags = flags_normalise(imap_fetch_item(a, "FLAGS"));
+    p->flags = imap_sync_flags(imap_fetch_item(a, "FLAGS"));
     p->message_id = mi.message_id;
     mi.message_id = NULL;
     p->name = names_item(date, mi.subject, ".eml");
@@ -940,7 +940,7 @@ apply_updates(struct imap_driver *id, int64_t folder_id, struct local_list *loca
     sort_any(upd->v, upd->n, sizeof *upd->v, srv_cmp);
     int rc = 0;
     if (store_begin(st) != STORE_OK)
-        return store_fail(err, st, "starting a transaction");
+        return imap_sync_store_fail(err, st, "starting a transaction");
     for (size_t i = 0; rc == 0 && i < upd->n; i++) {
         struct srv_msg *m = &upd->v[i];
         if (i > 0 && upd->v[i - 1].uid == m->uid)
@@ -954,13 +954,13 @@ apply_updates(struct imap_driver *id, int64_t folder_id, struct local_list *loca
         }
         if (strcmp(l->flags, m->flags) != 0) {
             if (store_item_set_flags(st, l->id, m->flags, m->modseq) != STORE_OK)
-                rc = store_fail(err, st, "updating flags");
+                rc = imap_sync_store_fail(err, st, "updating flags");
             free(l->flags);
             l->flags = xstrdup(m->flags);
         }
     }
     if (rc == 0 && store_commit(st) != STORE_OK)
-        rc = store_fail(err, st, "committing flags");
+        rc = imap_sync_store_fail(err, st, "committing flags");
     else if (rc != 0)
         store_rollback(st);
     return rc;
@@ -982,12 +982,22 @@ remove_local(struct imap_driver *id, struct local_list *local,
     if (!any)
         return 0;
     if (store_begin(st) != STORE_OK)
-        return store_fail(err, st, "starting a transaction");
+        return imap_sync_store_fail(err, st, "starting a transaction");
     size_t kept = 0;
     for (size_t i = 0; i < local->n; i++) {
-        if (rc == 0 && gone(ctx, local->v[i].uid)) {
+        struct store_item it;
+        if (rc == 0 && gone(ctx, local->v[i].uid) &&
+            store_item_get(st, local->v[i].id, &it) == STORE_OK) {
+            if (it.state != STORE_ITEM_SYNCED && it.state != STORE_ITEM_PARTIAL) {
+                /* Changed here, removed there: keep what the user wrote
+                 * (the conflicts issue decides where it goes). */
+                log_warn("message %s was removed on the server but has local changes; kept",
+                         it.name);
+                local->v[kept++] = local->v[i];
+                continue;
+            }
             if (store_item_remove(st, local->v[i].id) != STORE_OK)
-                rc = store_fail(err, st, "removing an expunged message");
+                rc = imap_sync_store_fail(err, st, "removing an expunged message");
             free(local->v[i].flags);
             continue;
         }
@@ -995,7 +1005,7 @@ remove_local(struct imap_driver *id, struct local_list *local,
     }
     local->n = kept;
     if (rc == 0 && store_commit(st) != STORE_OK)
-        rc = store_fail(err, st, "committing expunges");
+        rc = imap_sync_store_fail(err, st, "committing expunges");
     else if (rc != 0)
         store_rollback(st);
     return rc;
@@ -1080,15 +1090,73 @@ select_folder(struct imap_driver *id, const struct store_folder *f, bool resync,
     return 0;
 }
 
+struct leaving {
+    uint32_t *v;
+    size_t n, alloc;
+};
+
+static int
+leaving_cb(void *ctx, uint32_t uid)
+{
+    struct leaving *lv = ctx;
+    if (lv->n == lv->alloc) {
+        lv->alloc = lv->alloc ? lv->alloc * 2 : 16;
+        lv->v = xrealloc(lv->v, lv->alloc * sizeof *lv->v);
+    }
+    lv->v[lv->n++] = uid;
+    return 0;
+}
+
+static int
+cmp_uid(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int
+imap_sync_select(struct imap_driver *id, const char *server_name, struct imap_mailbox *out,
+                 struct sync_error *err)
+{
+    struct imap_conn *c = id->conn;
+    imap_cmd_begin(c);
+    imap_cmd_add(c, "SELECT ");
+    imap_cmd_add_astring(c, server_name);
+    if (imap_has(c, IMAP_CAP_CONDSTORE))
+        imap_cmd_add(c, " (CONDSTORE)");
+    uint32_t tag = imap_cmd_end(c);
+    free(id->selected);
+    id->selected = NULL;
+    id->changed_while_selected = false;
+    struct select_ctx sc = {.id = id};
+    enum imap_status status;
+    int rc = imap_wait(c, tag, select_cb, &sc, &status, err);
+    srv_list_free(&sc.updates);
+    free(sc.vanished);
+    if (rc < 0)
+        return imap_sync_conn_fail(id, err);
+    if (status != IMAP_ST_OK) {
+        sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_FOLDER, SYNC_RETRY_LATER,
+                       "cannot open folder %s: %s", server_name, imap_last_text(c));
+        return 1;
+    }
+    id->selected = xstrdup(server_name);
+    out->exists = sc.exists;
+    out->uidvalidity = sc.uidvalidity;
+    out->uidnext = sc.uidnext;
+    out->highestmodseq = sc.highestmodseq;
+    return 0;
+}
+
 static int
 op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     struct store *st = d->st;
     struct imap_conn *c = id->conn;
     struct store_folder f;
     if (store_folder_get(st, folder_id, &f) != STORE_OK)
-        return store_fail(err, st, "reading a folder");
+        return imap_sync_store_fail(err, st, "reading a folder");
     if (!f.selectable || !f.server_name) {
         store_folder_clear(&f);
         return 0;
@@ -1110,20 +1178,21 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
         if (store_begin(st) != STORE_OK || store_folder_unmap_uids(st, folder_id) != STORE_OK ||
             store_commit(st) != STORE_OK) {
             store_rollback(st);
-            rc = store_fail(err, st, "unmapping UIDs");
+            rc = imap_sync_store_fail(err, st, "unmapping UIDs");
             goto out;
         }
         fc.remap = true;
     }
     if (store_item_each_uid(st, folder_id, local_cb, &local) != STORE_OK) {
-        rc = store_fail(err, st, "reading messages");
+        rc = imap_sync_store_fail(err, st, "reading messages");
         goto out;
     }
     if (!fc.remap) {
-        /* Leftovers of an interrupted remap still need their match. */
-        int64_t all = 0;
-        store_item_count(st, folder_id, false, &all);
-        fc.remap = all > (int64_t)local.n;
+        /* Leftovers of an interrupted remap still need their match (items
+         * made here have no UID either, but they are not synced ones). */
+        int64_t unmapped = 0;
+        store_item_count_unmapped_synced(st, folder_id, &unmapped);
+        fc.remap = unmapped > 0;
     }
 
     if (full) {
@@ -1185,6 +1254,25 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
         goto out;
 
     sort_any(missing.v, missing.n, sizeof *missing.v, srv_cmp);
+    /* Messages the journal is about to delete or move away stay away. */
+    struct leaving lv = {0};
+    if (journal_each_leaving_uid(st, f.server_name, leaving_cb, &lv) != STORE_OK) {
+        rc = imap_sync_store_fail(err, st, "reading the journal");
+        goto out;
+    }
+    if (lv.n) {
+        sort_any(lv.v, lv.n, sizeof *lv.v, cmp_uid);
+        size_t k = 0;
+        for (size_t i = 0; i < missing.n; i++) {
+            if (bsearch(&missing.v[i].uid, lv.v, lv.n, sizeof *lv.v, cmp_uid)) {
+                free(missing.v[i].flags);
+                continue;
+            }
+            missing.v[k++] = missing.v[i];
+        }
+        missing.n = k;
+    }
+    free(lv.v);
     if (missing.n) {
         log_info("folder %s: downloading %zu messages", f.name, missing.n);
         rc = fetch_bodies(&fc, missing.v, missing.n, err);
@@ -1197,7 +1285,7 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
             store_item_each_unmapped(st, folder_id, drop_unmapped_cb, &uc) != STORE_OK ||
             uc.rc < 0 || store_commit(st) != STORE_OK) {
             store_rollback(st);
-            rc = store_fail(err, st, "dropping messages gone after a UIDVALIDITY change");
+            rc = imap_sync_store_fail(err, st, "dropping messages gone after a UIDVALIDITY change");
             goto out;
         }
         if (d->host)
@@ -1218,7 +1306,7 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
     }
     f.last_sync = util_now();
     if (store_folder_update_sync(st, &f) != STORE_OK) {
-        rc = store_fail(err, st, "saving the folder state");
+        rc = imap_sync_store_fail(err, st, "saving the folder state");
         goto out;
     }
     if (d->host)
@@ -1239,7 +1327,7 @@ out:
     local_free(&local);
     store_folder_clear(&f);
     if (rc < 0)
-        return conn_fail(id, err);
+        return imap_sync_conn_fail(id, err);
     return 0;
 }
 
@@ -1277,7 +1365,7 @@ static int
 op_wait(struct sync_driver *d, int wake_fd, int timeout_ms, int64_t *folder_id,
         struct sync_error *err)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     struct imap_conn *c = id->conn;
     int64_t inbox;
     if (!c || !imap_has(c, IMAP_CAP_IDLE) || inbox_id(id, &inbox) < 0)
@@ -1303,7 +1391,7 @@ op_wait(struct sync_driver *d, int wake_fd, int timeout_ms, int64_t *folder_id,
             left = 0;
         int n = imap_read(c, &r, (int)left, wake_fd, err);
         if (n < 0)
-            return conn_fail(id, err);
+            return imap_sync_conn_fail(id, err);
         if (n == 0) {
             result = 0;
             break;
@@ -1323,7 +1411,7 @@ op_wait(struct sync_driver *d, int wake_fd, int timeout_ms, int64_t *folder_id,
         if (r->kind == IMAP_RESP_UNTAGGED && r->status == IMAP_ST_BYE) {
             sync_error_set(err, SYNC_ERR_CONNECT, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
                            "the server closed the connection: %s", r->text ? r->text : "");
-            return conn_fail(id, err);
+            return imap_sync_conn_fail(id, err);
         }
         if (r->name && (strcmp(r->name, "EXISTS") == 0 || strcmp(r->name, "EXPUNGE") == 0 ||
                         strcmp(r->name, "FETCH") == 0 || strcmp(r->name, "VANISHED") == 0)) {
@@ -1335,7 +1423,7 @@ op_wait(struct sync_driver *d, int wake_fd, int timeout_ms, int64_t *folder_id,
     imap_send_raw(c, "DONE\r\n");
     struct select_ctx sc = {.id = id, .exists = UINT32_MAX};
     if (imap_wait(c, tag, generic_cb, &sc, NULL, err) < 0)
-        return conn_fail(id, err);
+        return imap_sync_conn_fail(id, err);
     if (id->changed_while_selected && result != 2)
         result = 1;
     return result;
@@ -1344,7 +1432,7 @@ op_wait(struct sync_driver *d, int wake_fd, int timeout_ms, int64_t *folder_id,
 static void
 op_free(struct sync_driver *d)
 {
-    struct imap_driver *id = drv(d);
+    struct imap_driver *id = imap_driver_of(d);
     op_disconnect(d);
     for (size_t i = 0; i < id->nstatus; i++)
         free(id->status[i].name);
@@ -1352,11 +1440,18 @@ op_free(struct sync_driver *d)
     free(id);
 }
 
+static int
+op_push(struct sync_driver *d, struct sync_error *err)
+{
+    return imap_push(imap_driver_of(d), err);
+}
+
 static const struct sync_driver_ops imap_ops = {
     .name = "imap",
     .connect = op_connect,
     .disconnect = op_disconnect,
     .connected = op_connected,
+    .push = op_push,
     .list = op_list,
     .maybe_changed = op_maybe_changed,
     .sync_folder = op_sync_folder,

@@ -1,0 +1,855 @@
+/* write: changes through the mount. Bytes written to a file go to a draft:
+ * the item's staged content file (content/XX/ID.new), created on the first
+ * write or truncate from the current content. When the file is flushed
+ * (every close), fsynced or released, the draft is synced to disk and
+ * committed: the store and the journal record the new content in one
+ * transaction (store/local.c), then the staged file is put in place. Only
+ * then does the call return, so a change a user made is durable.
+ *
+ * Names, folders, flags and deletions go straight to store/local.c. The sync
+ * thread is woken after every change; nothing here waits on the network. */
+#include "fs/mount.h"
+
+#include "common/crash.h"
+#include "common/log.h"
+#include "common/utf8.h"
+#include "common/util.h"
+#include "formats/flags.h"
+#include "formats/mail.h"
+#include "store/local.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A message header larger than this is not looked at for Date/Message-ID. */
+#define HEADER_SCAN_MAX (256u << 10)
+#define COPY_CHUNK (256u << 10)
+
+struct draft {
+    uint64_t ino;
+    int64_t item_id;
+    int fd;            /* the staged file, read-write; owned */
+    int64_t size;
+    int64_t mtime;     /* set by utime while written; -1 when not */
+    struct draft *next;
+};
+
+static struct mount *
+mnt(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* ---- names and places ---- */
+
+/* A name a user gives: valid UTF-8, no control characters, at most 255
+ * bytes. 0 or an errno. */
+static int
+check_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n > NAMES_MAX)
+        return ENAMETOOLONG;
+    if (!utf8_valid(name, n))
+        return EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return EINVAL;
+    return 0;
+}
+
+/* The trees reserved at the top (DESIGN section 2). */
+static bool
+reserved_top(const char *name)
+{
+    static const char *const names[] = {"Inbox", "Calendar", "Tasks", "Notes", "Contacts",
+                                        "Conflicts"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The folder of a directory inode; 0 or an errno. The root is folder 0 with
+ * no row (f->kind 0). */
+static int
+dir_folder(struct store *st, fuse_ino_t ino, struct store_folder *f)
+{
+    memset(f, 0, sizeof *f);
+    if (store_ino_is_item(ino))
+        return ENOTDIR;
+    if (ino == FUSE_ROOT_ID)
+        return 0;
+    enum store_status s = store_folder_get(st, store_ino_id(ino), f);
+    return s == STORE_OK ? 0 : mount_errno(s);
+}
+
+/* Messages live in selectable mail folders only. */
+static int
+mail_folder(struct store *st, fuse_ino_t ino, struct store_folder *f)
+{
+    int e = dir_folder(st, ino, f);
+    if (e)
+        return e;
+    if (f->kind != STORE_KIND_MAIL || !f->selectable) {
+        store_folder_clear(f);
+        return EPERM;
+    }
+    return 0;
+}
+
+static void
+reply_item_entry(fuse_req_t req, struct mount *m, int64_t id, int64_t size, int64_t date,
+                 struct fuse_file_info *fi)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    mount_fill_entry(&e);
+    e.ino = store_ino_item(id);
+    mount_file_attr(m, e.ino, size, date, &e.attr);
+    if (fi)
+        fuse_reply_create(req, &e, fi);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void
+kick(struct mount *m)
+{
+    if (m->sync)
+        sync_kick(m->sync);
+}
+
+/* ---- drafts ---- */
+
+static struct draft *
+draft_find(struct mount *m, uint64_t ino)
+{
+    for (struct draft *d = m->drafts; d; d = d->next)
+        if (d->ino == ino)
+            return d;
+    return NULL;
+}
+
+static void
+draft_free(struct mount *m, struct draft *d, bool remove_file, struct store *st)
+{
+    struct draft **pp = &m->drafts;
+    while (*pp && *pp != d)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = d->next;
+    close(d->fd);
+    if (remove_file && st) {
+        char path[4096];
+        store_content_staged_path(st, d->item_id, path, sizeof path);
+        unlink(path);
+    }
+    free(d);
+}
+
+/* Copy the committed content into the staged file. 0 or -errno. */
+static int
+copy_content(struct store *st, int64_t item_id, int to)
+{
+    int from = store_content_open(st, item_id);
+    if (from < 0)
+        return from == -ENOENT ? 0 : from;
+    char *buf = xmalloc(COPY_CHUNK);
+    int r = 0;
+    for (;;) {
+        ssize_t n = read(from, buf, COPY_CHUNK);
+        if (n < 0) {
+            r = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        r = util_write_all(to, buf, (size_t)n);
+        if (r < 0)
+            break;
+    }
+    free(buf);
+    close(from);
+    return r;
+}
+
+/* The draft of ino, made on first use. With `keep` the current content is
+ * its start (a write into the middle); without it the draft starts empty
+ * (a truncate to zero). Called with drafts_lock held. */
+static int
+draft_get(struct mount *m, struct store *st, uint64_t ino, bool keep, struct draft **out)
+{
+    struct draft *d = draft_find(m, ino);
+    if (d) {
+        *out = d;
+        return 0;
+    }
+    int64_t id = store_ino_id(ino);
+    struct store_item it;
+    enum store_status s = store_item_get(st, id, &it);
+    if (s != STORE_OK)
+        return mount_errno(s);
+    struct store_folder f;
+    int e = mail_folder(st, store_ino_folder(it.folder_id), &f);
+    if (e)
+        return e;
+    store_folder_clear(&f);
+    char path[4096];
+    store_content_staged_path(st, id, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errno;
+    int r = keep ? copy_content(st, id, fd) : 0;
+    if (r < 0) {
+        close(fd);
+        unlink(path);
+        return -r;
+    }
+    d = xcalloc(1, sizeof *d);
+    d->ino = ino;
+    d->item_id = id;
+    d->fd = fd;
+    d->size = keep ? it.size : 0;
+    d->mtime = -1;
+    d->next = m->drafts;
+    m->drafts = d;
+    *out = d;
+    return 0;
+}
+
+bool
+write_draft_size(struct mount *m, uint64_t ino, int64_t *size)
+{
+    pthread_mutex_lock(&m->drafts_lock);
+    struct draft *d = draft_find(m, ino);
+    if (d)
+        *size = d->size;
+    pthread_mutex_unlock(&m->drafts_lock);
+    return d != NULL;
+}
+
+int
+write_draft_fd(struct mount *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->drafts_lock);
+    struct draft *d = draft_find(m, ino);
+    int fd = d ? fcntl(d->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    pthread_mutex_unlock(&m->drafts_lock);
+    return fd;
+}
+
+/* Rewrite bare LF as CRLF (RFC 5322; servers do it anyway, and the file
+ * must show what the server holds). Returns 1 when the file changed, 0 when
+ * it was already clean, -errno on failure; *size gets the new size. */
+static int
+normalize_crlf(struct store *st, int64_t item_id, int fd, int64_t *size)
+{
+    char *buf = xmalloc(COPY_CHUNK);
+    bool bare = false;
+    char prev = 0;
+    off_t off = 0;
+    int r = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, COPY_CHUNK, off);
+        if (n < 0) {
+            r = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n && !bare; i++) {
+            if (buf[i] == '\n' && prev != '\r')
+                bare = true;
+            prev = buf[i];
+        }
+        if (bare)
+            break;
+        off += n;
+    }
+    if (r < 0 || !bare) {
+        free(buf);
+        return r;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/tmp/crlf-%lld", store_dir(st), (long long)item_id);
+    int out = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        free(buf);
+        return -errno;
+    }
+    char *obuf = xmalloc(COPY_CHUNK * 2);
+    prev = 0;
+    off = 0;
+    int64_t total = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, COPY_CHUNK, off);
+        if (n < 0) {
+            r = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        size_t o = 0;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\n' && prev != '\r')
+                obuf[o++] = '\r';
+            obuf[o++] = buf[i];
+            prev = buf[i];
+        }
+        r = util_write_all(out, obuf, o);
+        if (r < 0)
+            break;
+        total += (int64_t)o;
+        off += n;
+    }
+    free(buf);
+    free(obuf);
+    char staged[4096];
+    store_content_staged_path(st, item_id, staged, sizeof staged);
+    if (r == 0 && fsync(out) < 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, staged) < 0)
+        r = -errno;
+    close(out);
+    if (r < 0) {
+        unlink(tmp);
+        return r;
+    }
+    *size = total;
+    return 1;
+}
+
+/* Commit a draft: called with drafts_lock held. 0 or an errno; on failure
+ * the draft stays so a later flush can try again. */
+static int
+draft_commit(struct mount *m, struct store *st, struct draft *d)
+{
+    if (fsync(d->fd) < 0)
+        return errno;
+    int64_t size = d->size;
+    int changed = normalize_crlf(st, d->item_id, d->fd, &size);
+    if (changed < 0) {
+        log_error("item %lld: %s", (long long)d->item_id, strerror(-changed));
+        return EIO;
+    }
+    char staged[4096];
+    store_content_staged_path(st, d->item_id, staged, sizeof staged);
+    int rfd = open(staged, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return errno;
+    size_t want = size < (int64_t)HEADER_SCAN_MAX ? (size_t)size : HEADER_SCAN_MAX;
+    char *head = xmalloc(want ? want : 1);
+    ssize_t got = pread(rfd, head, want, 0);
+    close(rfd);
+    struct mail_info mi = {.date = -1};
+    if (got > 0)
+        mail_info_parse(head, (size_t)got, &mi);
+    free(head);
+    int64_t date = d->mtime >= 0 ? d->mtime : mi.date >= 0 ? mi.date : util_now();
+    enum store_status s = local_item_content(st, d->item_id, size, date, mi.message_id);
+    mail_info_free(&mi);
+    if (s == STORE_NOTFOUND) {
+        /* Deleted while being written: nothing to keep. */
+        draft_free(m, d, true, st);
+        return 0;
+    }
+    if (s != STORE_OK) {
+        log_error("item %lld: recording new content failed: %s", (long long)d->item_id,
+                  store_errmsg(st));
+        return mount_errno(s);
+    }
+    int r = store_content_commit_staged(st, d->item_id);
+    if (r < 0) {
+        /* The row says staged: the next start puts the file in place. */
+        log_error("item %lld: %s", (long long)d->item_id, strerror(-r));
+        return EIO;
+    }
+    crash_point("content in place");
+    if (local_item_content_placed(st, d->item_id) != STORE_OK)
+        log_warn("item %lld: %s", (long long)d->item_id, store_errmsg(st));
+    uint64_t ino = d->ino;
+    d->fd = dup(d->fd); /* draft_free closes; the staged path is gone */
+    draft_free(m, d, false, st);
+    if (changed)
+        notify_inode_later(ino);
+    kick(m);
+    return 0;
+}
+
+/* Commit ino's draft if it has one. */
+static int
+commit_ino(struct mount *m, uint64_t ino)
+{
+    struct store *st = mount_store(m);
+    if (!st)
+        return EIO;
+    pthread_mutex_lock(&m->drafts_lock);
+    struct draft *d = draft_find(m, ino);
+    int e = d ? draft_commit(m, st, d) : 0;
+    pthread_mutex_unlock(&m->drafts_lock);
+    return e;
+}
+
+void
+write_flush_all(struct mount *m)
+{
+    for (;;) {
+        pthread_mutex_lock(&m->drafts_lock);
+        uint64_t ino = m->drafts ? m->drafts->ino : 0;
+        pthread_mutex_unlock(&m->drafts_lock);
+        if (!ino)
+            return;
+        if (commit_ino(m, ino)) {
+            pthread_mutex_lock(&m->drafts_lock);
+            struct draft *d = draft_find(m, ino);
+            if (d)
+                draft_free(m, d, false, NULL); /* kept on disk for the next start */
+            pthread_mutex_unlock(&m->drafts_lock);
+        }
+    }
+}
+
+/* ---- file operations ---- */
+
+static void
+create_item(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+            struct fuse_file_info *fi)
+{
+    struct mount *m = mnt(req);
+    int e = check_name(name);
+    if (!e && !S_ISREG(mode))
+        e = EPERM;
+    struct store *st = e ? NULL : mount_store(m);
+    if (!e && !st)
+        e = EIO;
+    struct store_folder f;
+    if (!e)
+        e = mail_folder(st, parent, &f);
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    int64_t id, now = util_now();
+    enum store_status s = local_item_create(st, f.id, name, now, &id);
+    store_folder_clear(&f);
+    if (s != STORE_OK) {
+        fuse_reply_err(req, mount_errno(s));
+        return;
+    }
+    reply_item_entry(req, m, id, 0, now, fi);
+}
+
+void
+write_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+             struct fuse_file_info *fi)
+{
+    create_item(req, parent, name, mode, fi);
+}
+
+void
+write_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    create_item(req, parent, name, mode, NULL);
+}
+
+void
+write_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+            struct fuse_file_info *fi)
+{
+    struct mount *m = mnt(req);
+    if (!store_ino_is_item(ino)) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    struct store *st = mount_store(m);
+    if (!st) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    pthread_mutex_lock(&m->drafts_lock);
+    struct draft *d;
+    int e = draft_get(m, st, ino, true, &d);
+    ssize_t n = 0;
+    if (!e) {
+        n = pwrite(d->fd, buf, size, off);
+        if (n < 0)
+            e = errno;
+        else if (off + n > d->size)
+            d->size = off + n;
+    }
+    pthread_mutex_unlock(&m->drafts_lock);
+    if (e)
+        fuse_reply_err(req, e);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+void
+write_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+              struct fuse_file_info *fi)
+{
+    struct mount *m = mnt(req);
+    struct store *st = mount_store(m);
+    if (!st) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != m->uid) ||
+        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != m->gid)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    struct stat sb;
+    if (!store_ino_is_item(ino)) {
+        if (to_set & FUSE_SET_ATTR_SIZE) {
+            fuse_reply_err(req, EISDIR);
+            return;
+        }
+        /* Directory modes and times are fixed; accept the request so tools
+         * that set them (rsync -a, cp -a) carry on. */
+        mount_dir_attr(m, ino, &sb);
+        fuse_reply_attr(req, &sb, 86400.0);
+        return;
+    }
+    int e = 0;
+    int64_t mtime = -1;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        mtime = util_now();
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+        mtime = attr->st_mtime;
+    pthread_mutex_lock(&m->drafts_lock);
+    struct draft *d = draft_find(m, ino);
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        e = draft_get(m, st, ino, attr->st_size > 0, &d);
+        if (!e && ftruncate(d->fd, attr->st_size) < 0)
+            e = errno;
+        if (!e)
+            d->size = attr->st_size;
+    }
+    if (!e && mtime >= 0 && d)
+        d->mtime = mtime;
+    int64_t draft_size = d ? d->size : -1;
+    pthread_mutex_unlock(&m->drafts_lock);
+    if (!e && mtime >= 0 && !d) {
+        enum store_status s = local_item_date(st, store_ino_id(ino), mtime);
+        e = mount_errno(s);
+    }
+    struct store_item it;
+    if (!e) {
+        enum store_status s = store_item_get(st, store_ino_id(ino), &it);
+        e = mount_errno(s);
+    }
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    mount_file_attr(m, ino, draft_size >= 0 ? draft_size : it.size,
+                    mtime >= 0 ? mtime : it.date, &sb);
+    fuse_reply_attr(req, &sb, 86400.0);
+}
+
+void
+write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, store_ino_is_item(ino) ? commit_ino(mnt(req), ino) : 0);
+}
+
+void
+write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, store_ino_is_item(ino) ? commit_ino(mnt(req), ino) : 0);
+}
+
+void
+write_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    /* Errors here reach nobody; flush already reported them. */
+    if (store_ino_is_item(ino))
+        commit_ino(mnt(req), ino);
+    fuse_reply_err(req, 0);
+}
+
+void
+write_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EOPNOTSUPP);
+}
+
+void
+write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+void
+write_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+/* ---- names ---- */
+
+void
+write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct mount *m = mnt(req);
+    struct store *st = mount_store(m);
+    struct store_folder f;
+    int e = st ? dir_folder(st, parent, &f) : EIO;
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    struct store_item it;
+    enum store_status s = f.id ? store_item_lookup(st, f.id, name, &it) : STORE_NOTFOUND;
+    if (s == STORE_NOTFOUND) {
+        struct store_folder sub;
+        e = store_folder_lookup(st, f.id, name, &sub) == STORE_OK ? EISDIR : ENOENT;
+        if (e == EISDIR)
+            store_folder_clear(&sub);
+    } else if (s != STORE_OK) {
+        e = mount_errno(s);
+    } else if (f.kind != STORE_KIND_MAIL) {
+        e = EPERM;
+    }
+    store_folder_clear(&f);
+    if (!e) {
+        pthread_mutex_lock(&m->drafts_lock);
+        struct draft *d = draft_find(m, store_ino_item(it.id));
+        if (d)
+            draft_free(m, d, true, st);
+        s = local_item_delete(st, it.id);
+        pthread_mutex_unlock(&m->drafts_lock);
+        e = mount_errno(s);
+    }
+    if (!e)
+        kick(m);
+    fuse_reply_err(req, e);
+}
+
+void
+write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct mount *m = mnt(req);
+    int e = check_name(name);
+    struct store *st = e ? NULL : mount_store(m);
+    if (!e && !st)
+        e = EIO;
+    struct store_folder f;
+    if (!e)
+        e = dir_folder(st, parent, &f);
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    if (f.id == 0 && reserved_top(name))
+        e = EEXIST; /* Inbox and the groupware trees are not mail folders to make */
+    else if (f.id != 0 && f.kind != STORE_KIND_MAIL)
+        e = EPERM;
+    int64_t id = 0;
+    if (!e) {
+        struct store_item it;
+        if (f.id && store_item_lookup(st, f.id, name, &it) == STORE_OK) {
+            e = EEXIST;
+        } else {
+            enum store_status s = local_folder_create(st, f.id, name, &id);
+            e = mount_errno(s);
+        }
+    }
+    store_folder_clear(&f);
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    kick(m);
+    struct fuse_entry_param ep;
+    memset(&ep, 0, sizeof ep);
+    mount_fill_entry(&ep);
+    ep.ino = store_ino_folder(id);
+    mount_dir_attr(m, ep.ino, &ep.attr);
+    fuse_reply_entry(req, &ep);
+}
+
+/* The folders a user may not remove or rename. */
+static bool
+fixed_folder(const struct store_folder *f)
+{
+    return f->kind != STORE_KIND_MAIL ||
+           (f->parent_id == 0 && f->server_name && strcmp(f->server_name, "INBOX") == 0);
+}
+
+void
+write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct mount *m = mnt(req);
+    struct store *st = mount_store(m);
+    struct store_folder f;
+    int e = st ? dir_folder(st, parent, &f) : EIO;
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
+    struct store_folder sub;
+    enum store_status s = store_folder_lookup(st, f.id, name, &sub);
+    store_folder_clear(&f);
+    if (s != STORE_OK) {
+        struct store_item it;
+        e = f.id && store_item_lookup(st, f.id, name, &it) == STORE_OK ? ENOTDIR
+                                                                       : mount_errno(s);
+        fuse_reply_err(req, e);
+        return;
+    }
+    if (fixed_folder(&sub)) {
+        e = EPERM;
+    } else {
+        s = local_folder_delete(st, sub.id);
+        e = s == STORE_EXISTS ? ENOTEMPTY : mount_errno(s);
+    }
+    store_folder_clear(&sub);
+    if (!e)
+        kick(m);
+    fuse_reply_err(req, e);
+}
+
+static void
+rename_folder(fuse_req_t req, struct mount *m, struct store *st, struct store_folder *src,
+              const struct store_folder *dst_parent, const char *newname, unsigned flags)
+{
+    int e = 0;
+    if (fixed_folder(src))
+        e = EPERM;
+    else if (dst_parent->id == 0 && reserved_top(newname))
+        e = EPERM;
+    else if (dst_parent->id != 0 && dst_parent->kind != STORE_KIND_MAIL)
+        e = EPERM;
+    struct store_item it;
+    if (!e && dst_parent->id && store_item_lookup(st, dst_parent->id, newname, &it) == STORE_OK)
+        e = ENOTDIR;
+    struct store_folder t;
+    if (!e && store_folder_lookup(st, dst_parent->id, newname, &t) == STORE_OK) {
+        if (t.id != src->id && ((flags & RENAME_NOREPLACE) || fixed_folder(&t)))
+            e = (flags & RENAME_NOREPLACE) ? EEXIST : EPERM;
+        store_folder_clear(&t);
+    }
+    if (!e) {
+        enum store_status s = local_folder_rename(st, src->id, dst_parent->id, newname, true);
+        e = s == STORE_EXISTS ? ENOTEMPTY : mount_errno(s);
+    }
+    if (!e)
+        kick(m);
+    fuse_reply_err(req, e);
+}
+
+void
+write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+             const char *newname, unsigned int flags)
+{
+    struct mount *m = mnt(req);
+    if (flags & RENAME_EXCHANGE) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    int e = check_name(newname);
+    struct store *st = e ? NULL : mount_store(m);
+    if (!e && !st)
+        e = EIO;
+    struct store_folder from = {0}, to = {0};
+    if (!e)
+        e = dir_folder(st, parent, &from);
+    if (!e)
+        e = dir_folder(st, newparent, &to);
+    if (e) {
+        store_folder_clear(&from);
+        fuse_reply_err(req, e);
+        return;
+    }
+    struct store_folder sub;
+    if (store_folder_lookup(st, from.id, name, &sub) == STORE_OK) {
+        rename_folder(req, m, st, &sub, &to, newname, flags);
+        store_folder_clear(&sub);
+        store_folder_clear(&from);
+        store_folder_clear(&to);
+        return;
+    }
+    struct store_item it;
+    enum store_status s = from.id ? store_item_lookup(st, from.id, name, &it) : STORE_NOTFOUND;
+    if (s != STORE_OK)
+        e = mount_errno(s);
+    else if (from.kind != STORE_KIND_MAIL || to.kind != STORE_KIND_MAIL || !to.selectable)
+        e = (from.kind == STORE_KIND_MAIL && to.id && to.kind != STORE_KIND_MAIL) ? EXDEV
+                                                                                   : EPERM;
+    if (!e && store_folder_lookup(st, to.id, newname, &sub) == STORE_OK) {
+        store_folder_clear(&sub);
+        e = EISDIR;
+    }
+    if (!e) {
+        /* Finish a write under way first: the move takes the latest bytes. */
+        e = commit_ino(m, store_ino_item(it.id));
+    }
+    if (!e) {
+        s = local_item_rename(st, it.id, to.id, newname, !(flags & RENAME_NOREPLACE));
+        e = mount_errno(s);
+    }
+    store_folder_clear(&from);
+    store_folder_clear(&to);
+    if (!e)
+        kick(m);
+    fuse_reply_err(req, e);
+}
+
+/* ---- attributes ---- */
+
+void
+write_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+               size_t size, int flags)
+{
+    struct mount *m = mnt(req);
+    if (strcmp(name, "user.mail.flags") != 0 || !store_ino_is_item(ino)) {
+        bool known = strcmp(name, "user.sync.mode") == 0 ||
+                     strcmp(name, "user.sync.mode.recursive") == 0 ||
+                     strcmp(name, "user.mailfs.mode") == 0;
+        /* Read-only attributes, and settings that arrive with later issues. */
+        bool readonly = strcmp(name, "user.sync.state") == 0 ||
+                        strcmp(name, "user.sync.last") == 0 ||
+                        strcmp(name, "user.sync.pending") == 0 ||
+                        strcmp(name, "user.mailfs.connection") == 0;
+        fuse_reply_err(req, readonly ? EPERM : known ? ENOTSUP : ENOTSUP);
+        return;
+    }
+    char *flags_text = flags_parse(value, size);
+    if (!flags_text || memchr(value, '\0', size)) {
+        free(flags_text);
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    struct store *st = mount_store(m);
+    struct store_item it;
+    enum store_status s = st ? store_item_get(st, store_ino_id(ino), &it) : STORE_ERROR;
+    struct store_folder f = {0};
+    int e = mount_errno(s);
+    if (!e)
+        e = mail_folder(st, store_ino_folder(it.folder_id), &f);
+    if (!e) {
+        s = local_item_flags(st, it.id, flags_text);
+        e = mount_errno(s);
+    }
+    store_folder_clear(&f);
+    free(flags_text);
+    if (!e)
+        kick(m);
+    fuse_reply_err(req, e);
+}
+
+void
+write_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    fuse_reply_err(req, strcmp(name, "user.mail.flags") == 0 ? EPERM : ENOTSUP);
+}

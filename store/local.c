@@ -1,0 +1,525 @@
+/* local: changes made through the mount, applied to the store and the
+ * journal in one transaction each (see local.h). */
+#include "store/local.h"
+#include "store/journal.h"
+#include "store/store_p.h"
+
+#include "common/crash.h"
+#include "common/util.h"
+#include "formats/mutf7.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPS(...) ops_mask(__VA_ARGS__, 0)
+#define Q JOURNAL_BIT(JOURNAL_QUEUED)
+#define F JOURNAL_BIT(JOURNAL_INFLIGHT)
+
+static unsigned
+ops_mask(int first, ...)
+{
+    unsigned m = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (int op = first; op; op = va_arg(ap, int))
+        m |= JOURNAL_BIT(op);
+    va_end(ap);
+    return m;
+}
+
+static bool
+has_entry(struct store *st, int64_t item_id, unsigned ops, unsigned states,
+          struct journal_entry *out, enum store_status *err)
+{
+    struct journal_entry e;
+    enum store_status r = journal_find_item(st, item_id, ops, states, &e);
+    if (r == STORE_NOTFOUND)
+        return false;
+    if (r != STORE_OK) {
+        *err = r;
+        return false;
+    }
+    if (out)
+        *out = e;
+    else
+        journal_entry_clear(&e);
+    return true;
+}
+
+static enum store_status
+finish(struct store *st, enum store_status r, const char *what)
+{
+    if (r != STORE_OK) {
+        store_rollback(st);
+        return r;
+    }
+    r = store_commit(st);
+    if (r == STORE_OK)
+        crash_point(what);
+    return r;
+}
+
+static enum store_status
+add_entry(struct store *st, enum journal_op op, int64_t item_id, int64_t folder_id,
+          const char *src, uint32_t uid, uint32_t uidvalidity)
+{
+    struct journal_entry e = {
+        .op = op,
+        .item_id = item_id,
+        .folder_id = folder_id,
+        .src = (char *)src,
+        .uid = uid,
+        .uidvalidity = uidvalidity,
+    };
+    return journal_add(st, &e, NULL);
+}
+
+enum store_status
+local_item_create(struct store *st, int64_t folder_id, const char *name, int64_t date,
+                  int64_t *id_out)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    r = store_item_create(st, folder_id, name, date, id_out);
+    return finish(st, r, "create");
+}
+
+/* What will give the item its UID: an upload or move under way or queued. */
+static bool
+uid_coming(struct store *st, int64_t item_id, enum store_status *err)
+{
+    return has_entry(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE, JOURNAL_MOVE), F, NULL,
+                     err) ||
+           has_entry(st, item_id, OPS(JOURNAL_MOVE), Q, NULL, err);
+}
+
+enum store_status
+local_item_content(struct store *st, int64_t item_id, int64_t size, int64_t date,
+                   const char *message_id)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    struct store_item it;
+    struct store_folder f = {0};
+    r = store_item_get(st, item_id, &it);
+    if (r == STORE_OK)
+        r = store_folder_get(st, it.folder_id, &f);
+    enum store_status err = STORE_OK;
+    /* An empty file is not a message (servers refuse it): it stays local
+     * until it has content; the server keeps what it had. */
+    bool journal = r == STORE_OK && size > 0;
+    if (r == STORE_OK)
+        r = journal_drop_refused(st, item_id);
+    if (r == STORE_OK)
+        r = store_item_set_content(st, item_id, size, date, message_id,
+                                   journal ? STORE_ITEM_PENDING : STORE_ITEM_LOCAL);
+    if (r == STORE_OK && !journal) {
+        r = journal_drop_item(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE));
+    } else if (r == STORE_OK && it.uid == 0) {
+        if (uid_coming(st, item_id, &err)) {
+            /* Upload the new content once the UID is known. */
+            if (!has_entry(st, item_id, OPS(JOURNAL_REPLACE), Q, NULL, &err) && err == STORE_OK)
+                r = add_entry(st, JOURNAL_REPLACE, item_id, it.folder_id, NULL, 0, 0);
+        } else if (!has_entry(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE), Q, NULL,
+                              &err) &&
+                   err == STORE_OK) {
+            r = add_entry(st, JOURNAL_APPEND, item_id, it.folder_id, NULL, 0, 0);
+        }
+    } else if (r == STORE_OK) {
+        if (!has_entry(st, item_id, OPS(JOURNAL_REPLACE), Q, NULL, &err) && err == STORE_OK)
+            r = add_entry(st, JOURNAL_REPLACE, item_id, it.folder_id, f.server_name, it.uid,
+                          f.uidvalidity);
+    }
+    if (r == STORE_OK)
+        r = err;
+    store_folder_clear(&f);
+    return finish(st, r, "content");
+}
+
+enum store_status
+local_item_content_placed(struct store *st, int64_t item_id)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    return finish(st, store_item_clear_staged(st, item_id), "content placed");
+}
+
+/* The journal part of deleting an item, inside the caller's transaction. */
+static enum store_status
+delete_in_txn(struct store *st, int64_t item_id)
+{
+    struct store_item it;
+    struct store_folder f = {0};
+    enum store_status r = store_item_get(st, item_id, &it);
+    if (r == STORE_OK)
+        r = store_folder_get(st, it.folder_id, &f);
+    enum store_status err = STORE_OK;
+    struct journal_entry mv = {0};
+    if (r != STORE_OK) {
+        /* nothing */
+    } else if (it.uid != 0) {
+        /* Queued edits of a message about to be deleted are moot. */
+        r = journal_drop_item(st, item_id, OPS(JOURNAL_FLAGS, JOURNAL_REPLACE));
+        if (r == STORE_OK)
+            r = add_entry(st, JOURNAL_DELETE, item_id, it.folder_id, f.server_name, it.uid,
+                          f.uidvalidity);
+    } else if (has_entry(st, item_id, OPS(JOURNAL_APPEND), Q, NULL, &err)) {
+        /* Never reached the server: forget it entirely. */
+        r = journal_drop_item(st, item_id, ~0u);
+    } else if (err == STORE_OK && has_entry(st, item_id, OPS(JOURNAL_MOVE), Q, &mv, &err)) {
+        /* Still where the queued move would take it from. */
+        r = journal_drop_item(st, item_id, ~0u);
+        if (r == STORE_OK && mv.uid)
+            r = add_entry(st, JOURNAL_DELETE, item_id, it.folder_id, mv.src, mv.uid,
+                          mv.uidvalidity);
+        journal_entry_clear(&mv);
+    } else if (err == STORE_OK && uid_coming(st, item_id, &err)) {
+        r = journal_drop_item(st, item_id, OPS(JOURNAL_FLAGS, JOURNAL_REPLACE));
+        if (r == STORE_OK)
+            r = add_entry(st, JOURNAL_DELETE, item_id, it.folder_id, NULL, 0, 0);
+    } else if (err == STORE_OK) {
+        r = journal_drop_refused(st, item_id);
+    }
+    if (r == STORE_OK)
+        r = err;
+    if (r == STORE_OK)
+        r = store_item_remove(st, item_id);
+    store_folder_clear(&f);
+    return r;
+}
+
+enum store_status
+local_item_delete(struct store *st, int64_t item_id)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    return finish(st, delete_in_txn(st, item_id), "delete");
+}
+
+enum store_status
+local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const char *name,
+                  bool replace)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    struct store_item it, target;
+    struct store_folder src = {0};
+    r = store_item_get(st, item_id, &it);
+    if (r == STORE_OK) {
+        enum store_status t = store_item_lookup(st, folder_id, name, &target);
+        if (t == STORE_OK && target.id != item_id)
+            r = replace ? delete_in_txn(st, target.id) : STORE_EXISTS;
+        else if (t != STORE_OK && t != STORE_NOTFOUND)
+            r = t;
+    }
+    uint32_t uid = it.uid;
+    if (r == STORE_OK && folder_id != it.folder_id) {
+        enum store_status err = STORE_OK;
+        r = store_folder_get(st, it.folder_id, &src);
+        if (r == STORE_OK && it.uid != 0) {
+            char *msgid = NULL;
+            r = store_item_message_id(st, item_id, &msgid);
+            struct journal_entry e = {
+                .op = JOURNAL_MOVE,
+                .item_id = item_id,
+                .folder_id = folder_id,
+                .src = src.server_name,
+                .uid = it.uid,
+                .uidvalidity = src.uidvalidity,
+                .message_id = msgid,
+                .size = it.size,
+            };
+            if (r == STORE_OK)
+                r = journal_add(st, &e, NULL);
+            free(msgid);
+            uid = 0;
+        } else if (r == STORE_OK &&
+                   !has_entry(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_MOVE), Q, NULL, &err) &&
+                   err == STORE_OK &&
+                   has_entry(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE, JOURNAL_MOVE), F,
+                             NULL, &err)) {
+            /* The UID comes when the upload or move under way completes. */
+            r = add_entry(st, JOURNAL_MOVE, item_id, folder_id, NULL, 0, 0);
+        }
+        if (r == STORE_OK)
+            r = err;
+        if (r == STORE_OK && uid == 0 && it.state == STORE_ITEM_SYNCED)
+            r = store_item_set_state(st, item_id, STORE_ITEM_PENDING, NULL);
+    }
+    if (r == STORE_OK)
+        r = store_item_move(st, item_id, folder_id, name, uid);
+    store_folder_clear(&src);
+    return finish(st, r, "rename");
+}
+
+enum store_status
+local_item_flags(struct store *st, int64_t item_id, const char *flags)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    struct store_item it;
+    struct store_folder f = {0};
+    enum store_status err = STORE_OK;
+    r = store_item_get(st, item_id, &it);
+    if (r == STORE_OK)
+        r = store_folder_get(st, it.folder_id, &f);
+    if (r == STORE_OK)
+        r = store_item_set_flags(st, item_id, flags, it.modseq);
+    struct journal_entry q = {0};
+    bool journal = false;
+    if (r != STORE_OK) {
+        /* nothing */
+    } else if (has_entry(st, item_id, OPS(JOURNAL_FLAGS), Q, &q, &err)) {
+        /* One flag change in the queue is enough: it carries the latest. */
+        free(q.arg);
+        q.arg = xstrdup(flags);
+        r = journal_update(st, &q);
+        journal_entry_clear(&q);
+        journal = true;
+    } else if (err != STORE_OK) {
+        /* fall through with err */
+    } else if (it.uid != 0) {
+        char base[32];
+        snprintf(base, sizeof base, "%llu", (unsigned long long)it.modseq);
+        struct journal_entry e = {
+            .op = JOURNAL_FLAGS,
+            .item_id = item_id,
+            .folder_id = it.folder_id,
+            .src = f.server_name,
+            .uid = it.uid,
+            .uidvalidity = f.uidvalidity,
+            .base = base,
+            .arg = (char *)flags,
+        };
+        r = journal_add(st, &e, NULL);
+        journal = true;
+    } else if (!has_entry(st, item_id, OPS(JOURNAL_APPEND), Q, NULL, &err) && err == STORE_OK &&
+               uid_coming(st, item_id, &err)) {
+        char zero[] = "0";
+        struct journal_entry e = {
+            .op = JOURNAL_FLAGS,
+            .item_id = item_id,
+            .folder_id = it.folder_id,
+            .base = zero,
+            .arg = (char *)flags,
+        };
+        r = journal_add(st, &e, NULL);
+        journal = true;
+    }
+    if (r == STORE_OK)
+        r = err;
+    if (r == STORE_OK && journal && it.state == STORE_ITEM_SYNCED)
+        r = store_item_set_state(st, item_id, STORE_ITEM_PENDING, NULL);
+    store_folder_clear(&f);
+    return finish(st, r, "flags");
+}
+
+enum store_status
+local_item_date(struct store *st, int64_t item_id, int64_t date)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    return finish(st, store_item_set_date(st, item_id, date), "date");
+}
+
+/* ---- folders ---- */
+
+struct delim_ctx {
+    char delim;
+};
+
+static int
+find_delim(void *ctx, const struct store_folder *f)
+{
+    struct delim_ctx *dc = ctx;
+    if (f->delimiter && !dc->delim)
+        dc->delim = f->delimiter;
+    return dc->delim != 0;
+}
+
+/* The server name of a folder called `name` under parent (0: the root). */
+static enum store_status
+server_name_for(struct store *st, int64_t parent_id, const char *name, char own_delim,
+                char **out, char *delim_out)
+{
+    *out = NULL;
+    struct store_folder p = {0};
+    char delim = own_delim;
+    if (parent_id) {
+        enum store_status r = store_folder_get(st, parent_id, &p);
+        if (r != STORE_OK)
+            return r;
+        if (p.kind != STORE_KIND_MAIL || !p.server_name) {
+            store_folder_clear(&p);
+            store_set_error(st, "not a mail folder");
+            return STORE_INVALID;
+        }
+        if (!delim)
+            delim = p.delimiter;
+    }
+    if (!delim) {
+        struct delim_ctx dc = {0};
+        store_folder_each(st, STORE_KIND_MAIL, find_delim, &dc);
+        delim = dc.delim ? dc.delim : '/';
+    }
+    char *enc = mutf7_encode(name);
+    if (!enc || strchr(name, delim)) {
+        free(enc);
+        store_folder_clear(&p);
+        store_set_error(st, "a folder name cannot hold '%c' on this server", delim);
+        return STORE_INVALID;
+    }
+    *out = parent_id ? xasprintf("%s%c%s", p.server_name, delim, enc) : xstrdup(enc);
+    *delim_out = delim;
+    free(enc);
+    store_folder_clear(&p);
+    return STORE_OK;
+}
+
+static bool
+name_taken(struct store *st, int64_t parent_id, const char *name, enum store_status *err)
+{
+    char got[NAMES_MAX + 1];
+    *err = store_unique_name(st, parent_id, name, got);
+    return *err == STORE_OK && strcmp(got, name) != 0;
+}
+
+enum store_status
+local_folder_create(struct store *st, int64_t parent_id, const char *name, int64_t *id_out)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    char *server = NULL, delim = 0;
+    r = server_name_for(st, parent_id, name, 0, &server, &delim);
+    enum store_status err = STORE_OK;
+    if (r == STORE_OK && name_taken(st, parent_id, name, &err))
+        r = STORE_EXISTS;
+    if (r == STORE_OK)
+        r = err;
+    struct store_folder f;
+    if (r == STORE_OK) {
+        if (store_folder_by_server_name(st, STORE_KIND_MAIL, server, &f) == STORE_OK) {
+            store_folder_clear(&f);
+            r = STORE_EXISTS;
+        }
+    }
+    if (r == STORE_OK) {
+        memset(&f, 0, sizeof f);
+        f.parent_id = parent_id;
+        f.kind = STORE_KIND_MAIL;
+        snprintf(f.name, sizeof f.name, "%s", name);
+        f.server_name = server;
+        f.delimiter = delim;
+        f.selectable = true;
+        f.local_only = true;
+        r = store_folder_add(st, &f);
+        *id_out = f.id;
+    }
+    if (r == STORE_OK) {
+        struct journal_entry e = {.op = JOURNAL_MKDIR, .folder_id = f.id, .arg = server};
+        r = journal_add(st, &e, NULL);
+    }
+    free(server);
+    return finish(st, r, "mkdir");
+}
+
+static enum store_status
+folder_delete_in_txn(struct store *st, int64_t folder_id)
+{
+    struct store_folder f;
+    enum store_status r = store_folder_get(st, folder_id, &f);
+    if (r != STORE_OK)
+        return r;
+    bool empty = false;
+    r = store_folder_is_empty(st, folder_id, &empty);
+    if (r == STORE_OK && !empty)
+        r = STORE_EXISTS;
+    struct journal_entry mk;
+    enum store_status q = STORE_NOTFOUND;
+    if (r == STORE_OK)
+        q = journal_find_folder(st, folder_id, OPS(JOURNAL_MKDIR), Q, &mk);
+    if (r == STORE_OK && q == STORE_OK) {
+        /* Never created on the server: forget it. */
+        r = journal_remove(st, mk.id);
+        journal_entry_clear(&mk);
+    } else if (r == STORE_OK && q == STORE_NOTFOUND) {
+        struct journal_entry e = {.op = JOURNAL_RMDIR, .folder_id = folder_id,
+                                  .src = f.server_name};
+        r = journal_add(st, &e, NULL);
+    } else if (r == STORE_OK) {
+        r = q;
+    }
+    if (r == STORE_OK)
+        r = store_folder_remove(st, folder_id);
+    store_folder_clear(&f);
+    return r;
+}
+
+enum store_status
+local_folder_delete(struct store *st, int64_t folder_id)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    return finish(st, folder_delete_in_txn(st, folder_id), "rmdir");
+}
+
+enum store_status
+local_folder_rename(struct store *st, int64_t folder_id, int64_t parent_id, const char *name,
+                    bool replace)
+{
+    enum store_status r = store_begin(st);
+    if (r != STORE_OK)
+        return r;
+    struct store_folder f = {0};
+    char *server = NULL, delim = 0;
+    r = store_folder_get(st, folder_id, &f);
+    /* Not into itself or below it. */
+    for (int64_t p = parent_id; r == STORE_OK && p; ) {
+        if (p == folder_id) {
+            store_set_error(st, "a folder cannot move into itself");
+            r = STORE_INVALID;
+            break;
+        }
+        struct store_folder pf;
+        if (store_folder_get(st, p, &pf) != STORE_OK)
+            break;
+        p = pf.parent_id;
+        store_folder_clear(&pf);
+    }
+    if (r == STORE_OK)
+        r = server_name_for(st, parent_id, name, f.delimiter, &server, &delim);
+    if (r == STORE_OK) {
+        struct store_folder t;
+        enum store_status e = store_folder_lookup(st, parent_id, name, &t);
+        if (e == STORE_OK && t.id != folder_id)
+            r = replace ? folder_delete_in_txn(st, t.id) : STORE_EXISTS;
+        else if (e == STORE_NOTFOUND) {
+            struct store_item it;
+            if (store_item_lookup(st, parent_id, name, &it) == STORE_OK)
+                r = STORE_EXISTS;
+        }
+        if (e == STORE_OK)
+            store_folder_clear(&t);
+    }
+    if (r == STORE_OK && f.server_name && strcmp(f.server_name, server) != 0) {
+        struct journal_entry e = {.op = JOURNAL_RENAME, .folder_id = folder_id,
+                                  .src = f.server_name, .arg = server};
+        r = journal_add(st, &e, NULL);
+    }
+    if (r == STORE_OK)
+        r = store_folder_rename(st, folder_id, parent_id, name, server);
+    free(server);
+    store_folder_clear(&f);
+    return finish(st, r, "rename folder");
+}

@@ -1,0 +1,121 @@
+/* recover: finishing what a crash interrupted, when the store is opened by
+ * the process that owns it (the mount or a one-shot sync): staged content
+ * whose row was committed is put in place, drafts that never committed are
+ * removed (their writer never got a successful close), and tmp/ is
+ * emptied. */
+#include "store/store_p.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct staged_ids {
+    int64_t *v;
+    size_t n, alloc;
+};
+
+static int
+collect(void *ctx, int64_t id)
+{
+    struct staged_ids *s = ctx;
+    if (s->n == s->alloc) {
+        s->alloc = s->alloc ? s->alloc * 2 : 16;
+        s->v = xrealloc(s->v, s->alloc * sizeof *s->v);
+    }
+    s->v[s->n++] = id;
+    return 0;
+}
+
+static bool
+is_staged(const struct staged_ids *s, int64_t id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i] == id)
+            return true;
+    return false;
+}
+
+/* Remove every file in dir (not recursively). */
+static void
+empty_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+enum store_status
+store_recover(struct store *st)
+{
+    struct staged_ids staged = {0};
+    enum store_status r = store_item_each_staged(st, collect, &staged);
+    if (r != STORE_OK)
+        return r;
+    for (size_t i = 0; i < staged.n; i++) {
+        int e = store_content_commit_staged(st, staged.v[i]);
+        if (e < 0 && e != -ENOENT)
+            log_warn("item %lld: putting new content in place: %s", (long long)staged.v[i],
+                     strerror(-e));
+        else if (e == 0)
+            log_info("item %lld: new content put in place after an interruption",
+                     (long long)staged.v[i]);
+    }
+    if (staged.n) {
+        r = store_begin(st);
+        for (size_t i = 0; r == STORE_OK && i < staged.n; i++)
+            r = store_item_clear_staged(st, staged.v[i]);
+        if (r == STORE_OK)
+            r = store_commit(st);
+        else
+            store_rollback(st);
+    }
+    /* Drafts whose commit never happened. */
+    char *content = xasprintf("%s/content", st->dir);
+    DIR *d = opendir(content);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *sub = xasprintf("%s/%s", content, e->d_name);
+        DIR *sd = opendir(sub);
+        struct dirent *f;
+        while (sd && (f = readdir(sd))) {
+            size_t n = strlen(f->d_name);
+            if (n < 5 || strcmp(f->d_name + n - 4, ".new") != 0)
+                continue;
+            int64_t id = strtoll(f->d_name, NULL, 10);
+            if (is_staged(&staged, id))
+                continue;
+            char *p = xasprintf("%s/%s", sub, f->d_name);
+            log_info("removing an uncommitted draft of item %lld", (long long)id);
+            unlink(p);
+            free(p);
+        }
+        if (sd)
+            closedir(sd);
+        free(sub);
+    }
+    if (d)
+        closedir(d);
+    free(content);
+    char *tmp = xasprintf("%s/tmp", st->dir);
+    empty_dir(tmp);
+    free(tmp);
+    free(staged.v);
+    return r;
+}
