@@ -117,10 +117,11 @@ def seqset(uids):
 
 
 def parse_seqset(text, star):
-    """The numbers of a sequence set (bytes) where '*' is `star` (0 when the
-    mailbox is empty: '*' then matches nothing). A range n:* with n past
-    `star` still matches `star`, as RFC 3501 says."""
-    out = set()
+    """The ranges [(lo, hi)] of a sequence set (bytes) where '*' is `star`
+    (0 when the mailbox is empty: '*' then matches nothing). A range n:*
+    with n past `star` still matches `star`, as RFC 3501 says. Raises
+    ValueError when malformed."""
+    out = []
     for part in text.split(b","):
         a, _, b = part.partition(b":")
         lo = star if a == b"*" else int(a)
@@ -129,8 +130,12 @@ def parse_seqset(text, star):
             lo, hi = hi, lo
         if hi == 0 or lo == 0 and star == 0:
             continue
-        out.update(range(max(lo, 1), hi + 1))
+        out.append((max(lo, 1), hi))
     return out
+
+
+def in_seqset(ranges, n):
+    return any(lo <= n <= hi for lo, hi in ranges)
 
 
 # --- command parsing --------------------------------------------------------------
@@ -820,10 +825,11 @@ class Session(threading.Thread):
             if uid:
                 star = f.messages[-1].uid if f.messages else 0
                 want = parse_seqset(bytes(a[0]), star)
-                pairs = [(seq, m) for seq, m in enumerate(f.messages, 1) if m.uid in want]
+                pairs = [(seq, m) for seq, m in enumerate(f.messages, 1)
+                         if in_seqset(want, m.uid)]
             else:
                 want = parse_seqset(bytes(a[0]), len(f.messages))
-                pairs = [(seq, m) for seq, m in enumerate(f.messages, 1) if seq in want]
+                pairs = [(seq, m) for seq, m in enumerate(f.messages, 1) if in_seqset(want, seq)]
         except ValueError:
             return [], cmd.bad(b"bad sequence set")
         if changedsince is not None:

@@ -212,6 +212,86 @@ def test_garbage_before_fetch(server, mount, garbage):
     assert_alive(m)
 
 
+ODD_FETCH = [
+    b"* 1 FETCH (UID)\r\n",
+    b"* 1 FETCH (UID 1 FLAGS)\r\n",
+    b"* 1 FETCH ()\r\n",
+    b"* 1 FETCH (FLAGS (\\Seen))\r\n",
+    b"* 1 FETCH (UID 1 BODY[] (a b))\r\n",
+    b"* 1 FETCH (UID 1 BODY[] atom)\r\n",
+    b"* 1 FETCH (UID 0 BODY[] {1}\r\nx)\r\n",
+    b"* 1 FETCH (UID 4294967296 BODY[] {1}\r\nx)\r\n",
+    b"* 1 FETCH (UID -1 BODY[] {1}\r\nx)\r\n",
+    b"* 1 FETCH (UID 1 MODSEQ () INTERNALDATE NIL)\r\n",
+    b"* 1 FETCH (UID 1 MODSEQ (1 2 3) INTERNALDATE \"garbage\")\r\n",
+    b"* 1 FETCH (UID 1 BODY[]<0> {1}\r\nx)\r\n",
+    b"* 1 FETCH (UID 1 FLAGS (" + b" ".join(b"$k%d" % i for i in range(5000)) + b"))\r\n",
+    b"* 1 FETCH (UID 1 FLAGS (\\Seen \"quoted\" NIL (nested) \\Recent))\r\n",
+    b"* 1 FETCH UID 1\r\n",
+    b"* 1 FETCH (UID 1) (UID 2)\r\n",
+    b"* OK [ALERT] just so you know\r\n",
+    b"* NO [OVERQUOTA] a warning, not a failure\r\n",
+    b"* BAD an untagged complaint\r\n",
+    b"* CAPABILITY IMAP4rev1\r\n",
+    b"* FLAGS (\\Seen)\r\n",
+    b"* 7 RECENT\r\n",
+    b"* SEARCH 1 2 3\r\n",
+    b"* ESEARCH (TAG \"x\") UID ALL 1:3\r\n",
+    b"* 1 WEIRD (stuff {0}\r\n)\r\n",
+    b"* STATUS INBOX (MESSAGES 999999999999999999999)\r\n",
+    b"* LIST () \"/\" INBOX\r\n",
+    b"* VANISHED\r\n",
+    b"* VANISHED (EARLIER)\r\n",
+]
+
+ODD_SELECT = [
+    b"* OK [UIDVALIDITY] no number\r\n",
+    b"* OK [UIDVALIDITY 4294967296] too big\r\n",
+    b"* OK [UIDNEXT abc] not a number\r\n",
+    b"* OK [HIGHESTMODSEQ 99999999999999999999999] overflow\r\n",
+    b"* OK [PERMANENTFLAGS (\\* \\Seen unterminated\r\n",
+    b"* OK [UNKNOWN-CODE (((] text\r\n",
+    b"* OK [] empty code\r\n",
+    b"* NO [ALERT] a warning during SELECT\r\n",
+    b"* 4294967295 EXPUNGE\r\n",
+    b"* 0 FETCH (UID 999 FLAGS (\\Seen))\r\n",     # a UID the server does not have
+    b"* VANISHED (EARLIER) not-a-set\r\n",
+    b"* VANISHED (EARLIER) 3:\r\n",
+    b"* VANISHED (EARLIER) 0\r\n",
+]
+
+
+def test_odd_fetch_shapes(server, mount):
+    """Parseable but odd untagged responses in the middle of a download:
+    none may crash mailfs, create a message or change one."""
+    msgs = inbox_messages(server, 3)
+    server.set_flags("INBOX", 1, ["\\Flagged"])
+    on_body_fetch(server, lambda cmd: b"".join(ODD_FETCH) + cmd.default())
+    m = mount()
+    files = wait_contents(m.path, msgs)
+    (first,) = [p for p, b in files.items() if b == msgs[0]]
+    assert set(os.getxattr(m / first, "user.mail.flags").decode().split()) == {"flagged"}
+    assert_alive(m)
+
+
+def test_odd_select_answers(server, mount):
+    """Odd response codes and malformed data during SELECT, on the first and
+    on every later sync: the folder still syncs right. (Only malformed: a
+    well-formed VANISHED or FLAGS change would be believed, rightly.)"""
+    msgs = inbox_messages(server, 3)
+
+    def odd(cmd):
+        cmd.default()
+        return cmd.untagged() + b"".join(ODD_SELECT) + cmd.tagged()
+
+    server.on("SELECT", odd)
+    m = mount()
+    wait_contents(m.path, msgs)
+    new = inbox_messages(server, 1, tag="later")
+    wait_contents(m.path, msgs + new, SYNC, what="a later message despite the odd SELECT")
+    assert_alive(m)
+
+
 # --- refused commands --------------------------------------------------------------
 
 @pytest.mark.parametrize("status", [b"NO", b"BAD"])

@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from imapserver import ALL_CAPS, ImapServer, astring, parse_seqset, seqset, tokenize
+from imapserver import (ALL_CAPS, ImapServer, astring, in_seqset, parse_seqset, seqset,
+                        tokenize)
 
 
 @pytest.fixture
@@ -33,9 +34,10 @@ def test_codecs():
     assert astring(b"\xe9") == b"{1}\r\n\xe9"
     assert astring(b"NIL") == b'"NIL"'
     assert seqset([5, 1, 2, 3, 9]) == b"1:3,5,9"
-    assert parse_seqset(b"1:3,7", 10) == {1, 2, 3, 7}
-    assert parse_seqset(b"4:*", 3) == {3, 4}     # 3 is the one that exists
-    assert parse_seqset(b"1:*", 0) == set()
+    assert parse_seqset(b"1:3,7", 10) == [(1, 3), (7, 7)]
+    assert parse_seqset(b"4:*", 3) == [(3, 4)]       # matches 3, the highest
+    assert parse_seqset(b"1:*", 0) == []
+    assert in_seqset(parse_seqset(b"1:4294967295", 5), 4000000000)
     assert tokenize(b'"a \\"b" (X {3}\r\nc\rd) BODY.PEEK[HEADER.FIELDS (A B)]') == \
         [b'a "b', [b"X", b"c\rd"], b"BODY.PEEK[HEADER.FIELDS (A B)]"]
 
