@@ -815,7 +815,7 @@ def machine(tmp):
         "memory_gib": round(mem, 1),
         "kernel": platform.release(),
         "os": _first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-        "filesystem": f"{fs} ({tmp})",
+        "filesystem": fs,
         "dovecot": _first_line(["/usr/sbin/dovecot", "--version"]),
         "mbsync": _first_line(["mbsync", "--version"]),
         "python": platform.python_version(),
