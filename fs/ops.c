@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "store/journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -463,7 +464,12 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
                 util_iso8601(f.last_sync, iso);
             v = xstrdup(f.last_sync ? iso : "never");
         } else if (strcmp(name, "user.sync.pending") == 0) {
-            v = xstrdup("0");
+            int64_t n = 0;
+            enum store_status js = journal_count(st, f.id, &n);
+            if (js != STORE_OK)
+                *e = mount_errno(js);
+            else
+                v = xasprintf("%lld", (long long)n);
         }
         store_folder_clear(&f);
         return v;
@@ -474,8 +480,16 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         *e = mount_errno(s);
         return NULL;
     }
-    if (strcmp(name, "user.sync.state") == 0)
+    if (strcmp(name, "user.sync.state") == 0) {
+        char *why = NULL;
+        if (it.state == STORE_ITEM_ERROR && store_item_error(st, it.id, &why) == STORE_OK &&
+            why) {
+            char *v = xasprintf("error: %s", why);
+            free(why);
+            return v;
+        }
         return xstrdup(item_state_name(it.state));
+    }
     if (strcmp(name, "user.mail.flags") == 0) {
         char *flags;
         s = store_item_flags(st, it.id, &flags);

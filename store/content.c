@@ -66,8 +66,21 @@ store_content_unlink(const struct store *st, int64_t item_id)
 void
 store_content_staged_path(const struct store *st, int64_t item_id, char *buf, size_t bufsz)
 {
-    snprintf(buf, bufsz, "%s/content/%02x/%lld.new", st->dir, (unsigned)(item_id & 0xff),
-             (long long)item_id);
+    /* A directory of their own: finding leftovers never scans content/. */
+    snprintf(buf, bufsz, "%s/drafts/%lld", st->dir, (long long)item_id);
+}
+
+int
+store_content_sync(const struct store *st)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/content", st->dir);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = syncfs(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
 }
 
 int

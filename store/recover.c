@@ -84,35 +84,25 @@ store_recover(struct store *st)
         else
             store_rollback(st);
     }
-    /* Drafts whose commit never happened. */
-    char *content = xasprintf("%s/content", st->dir);
-    DIR *d = opendir(content);
+    /* Drafts whose commit never happened (their writer never saw a
+     * successful close). */
+    char *drafts = xasprintf("%s/drafts", st->dir);
+    DIR *d = opendir(drafts);
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char *sub = xasprintf("%s/%s", content, e->d_name);
-        DIR *sd = opendir(sub);
-        struct dirent *f;
-        while (sd && (f = readdir(sd))) {
-            size_t n = strlen(f->d_name);
-            if (n < 5 || strcmp(f->d_name + n - 4, ".new") != 0)
-                continue;
-            int64_t id = strtoll(f->d_name, NULL, 10);
-            if (is_staged(&staged, id))
-                continue;
-            char *p = xasprintf("%s/%s", sub, f->d_name);
-            log_info("removing an uncommitted draft of item %lld", (long long)id);
-            unlink(p);
-            free(p);
-        }
-        if (sd)
-            closedir(sd);
-        free(sub);
+        int64_t id = strtoll(e->d_name, NULL, 10);
+        if (is_staged(&staged, id))
+            continue;
+        char *p = xasprintf("%s/%s", drafts, e->d_name);
+        log_info("removing an uncommitted draft of item %lld", (long long)id);
+        unlink(p);
+        free(p);
     }
     if (d)
         closedir(d);
-    free(content);
+    free(drafts);
     char *tmp = xasprintf("%s/tmp", st->dir);
     empty_dir(tmp);
     free(tmp);

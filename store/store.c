@@ -231,8 +231,8 @@ store_open(const char *dir, unsigned flags, struct store **out, char **err)
     if (!readonly) {
         /* The store holds mail: keep it private whatever the umask was. */
         chmod(dir, 0700);
-        for (int i = 0; i < 2; i++) {
-            char *sub = xasprintf("%s/%s", dir, i == 0 ? "content" : "tmp");
+        for (int i = 0; i < 3; i++) {
+            char *sub = xasprintf("%s/%s", dir, i == 0 ? "content" : i == 1 ? "tmp" : "drafts");
             int r = mkdir(sub, 0700) < 0 && errno != EEXIST ? -errno : 0;
             free(sub);
             if (r < 0) {

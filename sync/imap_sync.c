@@ -766,6 +766,15 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
         if (store_item_add(st, &n, NULL, NULL) != STORE_OK)
             rc = imap_sync_store_fail(err, st, "storing a message");
     }
+    /* A row is never durable before its file: one syncfs for the batch. */
+    if (rc == 0) {
+        int e = store_content_sync(st);
+        if (e < 0) {
+            sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
+                           "syncing message files: %s", strerror(-e));
+            rc = -1;
+        }
+    }
     if (rc == 0 && store_commit(st) != STORE_OK)
         rc = imap_sync_store_fail(err, st, "committing messages");
     else if (rc != 0)

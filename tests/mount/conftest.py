@@ -26,8 +26,8 @@ import threading
 
 import pytest
 
-from mailfs_testlib import (ACCOUNT, ASAN, MAILFS_BIN, POLL, SLOW, Mount, bad_output,
-                            dovecot as srvlib, fuse_abort, is_mounted, wait_until)
+from mailfs_testlib import (ACCOUNT, ASAN, MAILFS_BIN, POLL, SLOW, Mount, TcpRecorder,
+                            bad_output, dovecot as srvlib, fuse_abort, is_mounted, wait_until)
 
 DEFAULT_TIME_LIMIT = 120
 
@@ -86,6 +86,23 @@ def dovecot(request, dovecot_factory):
     {"hide_capabilities": ("CONDSTORE", "QRESYNC")}."""
     kw = getattr(request, "param", None) or {}
     return dovecot_factory(**kw)
+
+
+@pytest.fixture
+def recorder():
+    """recorder(server) -> a TcpRecorder (mailfs_testlib) forwarding to the
+    server's plain IMAP port, to see what mailfs sends; closed at teardown.
+    Point an account at it with mailfs_env.configure(server, port=rec.port)."""
+    made = []
+
+    def make(server):
+        rec = TcpRecorder(server.host, server.port)
+        made.append(rec)
+        return rec
+
+    yield make
+    for rec in made:
+        rec.close()
 
 
 # --- environment -------------------------------------------------------------------

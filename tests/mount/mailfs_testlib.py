@@ -236,6 +236,7 @@ class TcpRecorder:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.sent = bytearray()
+        self.streams = []  # what the client sent, one bytearray per connection
         self.lock = threading.Lock()
         self.threads = []
         self.closing = False
@@ -253,7 +254,10 @@ class TcpRecorder:
             except OSError:
                 c.close()
                 continue
-            for a, b, rec in ((c, s, True), (s, c, False)):
+            with self.lock:
+                stream = bytearray()
+                self.streams.append(stream)
+            for a, b, rec in ((c, s, stream), (s, c, None)):
                 t = threading.Thread(target=self._pump, args=(a, b, rec), daemon=True)
                 t.start()
                 self.threads.append(t)
@@ -264,9 +268,10 @@ class TcpRecorder:
                 data = src.recv(65536)
                 if not data:
                     break
-                if record:
+                if record is not None:
                     with self.lock:
                         self.sent += data
+                        record += data
                 dst.sendall(data)
         except OSError:
             pass
@@ -276,6 +281,19 @@ class TcpRecorder:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def mark(self):
+        """A position in what was recorded so far (for since())."""
+        with self.lock:
+            return [len(x) for x in self.streams]
+
+    def since(self, mark=None):
+        """[bytes] the client sent on each connection after mark (all
+        when mark is None); connections opened later are included whole."""
+        mark = mark or []
+        with self.lock:
+            return [bytes(x[mark[i]:] if i < len(mark) else x)
+                    for i, x in enumerate(self.streams)]
 
     def close(self):
         self.closing = True
@@ -426,3 +444,98 @@ def server_state(client):
 def find_by_content(files, body):
     """The paths in {path: bytes} whose content is body."""
     return [p for p, b in files.items() if b == body]
+
+
+# --- writes through the mount --------------------------------------------------------
+
+# IMAP commands that change what a server holds (UID variants included).
+CHANGING_COMMANDS = ("APPEND", "STORE", "EXPUNGE", "MOVE", "COPY", "CREATE", "DELETE",
+                     "RENAME")
+_COMMAND_RE = re.compile(rb"^([A-Za-z0-9.+_-]+) (UID )?([A-Za-z]+)\b(.*)$", re.I)
+_LITERAL_RE = re.compile(rb"\{(\d+)\+?\}$")
+
+
+def crlf(data):
+    """data with every bare LF made CRLF (what Dovecot stores)."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+
+def imap_commands(stream):
+    """The commands in what an IMAP client sent on one connection, as
+    (tag, name, first line): name upper case, "UID FETCH" for UID commands.
+    Literal payloads are skipped; lines that are not commands (IDLE's DONE,
+    SASL continuations) are left out. The stream must start at a command
+    (take marks while the client is idle)."""
+    out = []
+    i = 0
+    n = len(stream)
+    while i < n:
+        j = stream.find(b"\r\n", i)
+        if j < 0:
+            j = n
+        line = bytes(stream[i:j])
+        i = j + 2
+        first = line
+        # a command may continue after literals: {N}CRLF <N bytes> rest CRLF
+        while True:
+            lit = _LITERAL_RE.search(line)
+            if not lit:
+                break
+            i += int(lit.group(1))
+            j = stream.find(b"\r\n", i)
+            if j < 0:
+                j = n
+            line = bytes(stream[i:j])
+            i = j + 2
+        m = _COMMAND_RE.match(first)
+        if not m:
+            continue
+        name = m.group(3).upper().decode()
+        if m.group(2):
+            name = "UID " + name
+        out.append((m.group(1).decode("latin-1"), name, first.decode("latin-1")))
+    return out
+
+
+def changing_commands(streams):
+    """The first lines of the commands in streams (one bytes per connection)
+    that change the server: APPEND, (UID) STORE/EXPUNGE/MOVE/COPY, CREATE,
+    DELETE, RENAME, and a FETCH of BODY[...] without PEEK (it sets \\Seen)."""
+    if isinstance(streams, (bytes, bytearray)):
+        streams = [streams]
+    out = []
+    for s in streams:
+        for tag, name, line in imap_commands(s):
+            verb = name.split()[-1]
+            if verb in CHANGING_COMMANDS:
+                out.append(line)
+            elif verb == "FETCH" and re.search(r"(?i)\bBODY\[", line) and \
+                    not re.search(r"(?i)BODY\.PEEK", line):
+                out.append(line)
+    return out
+
+
+def xattr(path, name):
+    """An extended attribute of a file in the mount, as text."""
+    return os.getxattr(str(path), name).decode("utf-8", "surrogateescape")
+
+
+def folder_bodies(client, folder):
+    """Sorted BODY[] of every message in a server folder ([] when the folder
+    does not exist)."""
+    if folder not in dovecot.list_folders(client):
+        return []
+    return sorted(b for _, b in dovecot.fetch_all(client, folder).values())
+
+
+def folder_flags(client, folder):
+    """{BODY[]: flags as user.mail.flags shows them} of a server folder."""
+    return {b: server_flags_to_set(fl) for fl, b in dovecot.fetch_all(client, folder).values()}
+
+
+def wait_server(client, folder, bodies, timeout, what=None):
+    """Wait until the server folder holds exactly `bodies` (any order, each
+    as often as listed)."""
+    want = sorted(bodies)
+    wait_until(lambda: folder_bodies(client, folder) == want, timeout, interval=0.1,
+               what=what or "server folder %s holds the expected messages" % folder)

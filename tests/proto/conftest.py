@@ -11,7 +11,9 @@ copied) plus a scripted IMAP server (imapserver.py) per test.
 dict of ImapServer kwargs, e.g. {"caps": ("IDLE",)}. At teardown (after the
 mount's) every connection and thread of the server must end, nothing inside
 the server may have raised, mailfs must not have sent a single command that
-changes the account (it is read-only), and the command log goes to tmp_path/imapserver.log.
+changes the account (no test here changes anything through the mount, so
+any STORE, EXPUNGE, COPY, MOVE, DELETE... would be a change nobody asked
+for: DESIGN section 3), and the command log goes to tmp_path/imapserver.log.
 
 Run:
     MAILFS_BIN=$PWD/build-asan/fs/mailfs MAILFS_ASAN=1 /usr/bin/python3 -m pytest -q tests/proto
@@ -63,8 +65,8 @@ def imap_server_factory(tmp_path):
         if left:
             problems.append("server threads still running: %s" % ", ".join(left))
         if srv.writes():
-            # mailfs is read-only in this version (README): a STORE, EXPUNGE,
-            # COPY, MOVE, DELETE... would be a change nobody asked for
+            # nothing was changed through the mount: a STORE, EXPUNGE, COPY,
+            # MOVE, DELETE... would be a change nobody asked for
             problems.append("mailfs sent commands that change the account: %r" % srv.writes())
         if srv.errors:
             problems.append("the scripted server failed:\n" + "\n".join(srv.errors))

@@ -23,7 +23,8 @@ UID FETCH set (UID FLAGS INTERNALDATE BODY.PEEK[] [MODSEQ]), UID FETCH n:*,
 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE m), IDLE / DONE. All of those are
 modelled here. Anything that would change the account (STORE, EXPUNGE, COPY,
 MOVE, APPEND, CREATE, DELETE, RENAME, ...) is logged and refused with NO:
-tests assert that a read-only mailfs never sends one (`srv.writes()`).
+the tests change nothing through the mount, so they assert that mailfs never
+sends one (`srv.writes()`).
 
 Hooks: srv.on(NAME, fn, times=None). NAME is the command as sent, upper case
 ("SELECT", "UID FETCH", "LIST", "IDLE", ...). fn(cmd) gets a Command; it

@@ -65,6 +65,17 @@ ALL_EXTENSIONS = ("UIDPLUS", "MOVE", "IDLE", "LITERAL+", "ENABLE", "ESEARCH",
 _default_caps = None
 
 
+def quota_config(storage):
+    """extra_config lines for a per-user storage quota (e.g. "200K"): an
+    APPEND that would exceed it is refused with NO [OVERQUOTA]."""
+    return ("mail_plugins = $mail_plugins quota",
+            "plugin {",
+            "  quota = count:User quota",
+            "  quota_rule = *:storage=%s" % storage,
+            "  quota_vsizes = yes",
+            "}")
+
+
 def default_capabilities():
     """Dovecot's default post-login capabilities, as a list, read from the
     installed imap binary (so a Dovecot upgrade is followed), else the 2.3
@@ -366,8 +377,11 @@ class Dovecot:
     host = "127.0.0.1"
 
     def __init__(self, basedir, users={"alice": "secret"}, ssl=False,
-                 hide_capabilities=(), port=None):
+                 hide_capabilities=(), port=None, extra_config=()):
+        """extra_config: lines added at the end of dovecot.conf, e.g. a
+        quota (see QUOTA_CONFIG)."""
         self.basedir = os.path.abspath(str(basedir))
+        self.extra_config = tuple(extra_config)
         self.users = dict(users)
         self.ssl = ssl
         self.hide_capabilities = tuple(c.upper() for c in hide_capabilities)
@@ -534,6 +548,7 @@ class Dovecot:
             # and then Dovecot adds no LITERAL+ of its own (it still accepts
             # non-synchronising literals; it just does not offer them)
             lines.append("imap_capability = %s" % " ".join(caps))
+        lines += list(self.extra_config)
         if self.ssl:
             lines += ["ssl_cert = <%s" % os.path.join(tls, "server.pem"),
                       "ssl_key = <%s" % os.path.join(tls, "server.key")]
