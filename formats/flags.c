@@ -70,8 +70,9 @@ flags_builder_take(struct flags_builder *b)
                 dynbuf_addc(&out, ' ');
             dynbuf_adds(&out, b->keywords[i]);
         }
-        free(b->keywords[i]);
     }
+    for (size_t i = 0; i < b->n; i++)
+        free(b->keywords[i]);
     free(b->keywords);
     memset(b, 0, sizeof *b);
     return dynbuf_take(&out);

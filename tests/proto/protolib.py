@@ -24,7 +24,7 @@ UNMOUNT_LIMIT = 5     # seconds the daemon may take to exit after fusermount3 -u
 # fs/main.c, fs/control.c): nothing named after anything a server sent.
 STORE_PATH_RE = re.compile(r"^(lock|store\.db(-wal|-shm|-journal)?|mailfs\.log|control\.sock"
                            r"|content|content/[0-9a-f]{2}|content/[0-9a-f]{2}/\d+"
-                           r"|tmp|tmp/[^/]+)$")
+                           r"|drafts|drafts/\d+|tmp|tmp/[^/]+)$")
 
 
 def is_body_fetch(cmd):

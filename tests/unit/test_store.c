@@ -24,7 +24,8 @@ tmpdir(void)
 static void
 rm_rf(const char *dir)
 {
-    char *cmd = xasprintf("rm -rf '%s/..'", dir);
+    /* The store is DIR/store inside the temporary DIR. */
+    char *cmd = xasprintf("rm -rf '%.*s'", (int)(strrchr(dir, '/') - dir), dir);
     (void)!system(cmd);
     free(cmd);
 }
