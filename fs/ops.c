@@ -454,7 +454,8 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
                 v = xstrdup("idle");
             else
                 v = m->sync ? sync_folder_state(m->sync, f.id) : xstrdup("idle");
-            if (strcmp(v, "waiting") == 0 && f.last_sync) {
+            if ((strcmp(v, "waiting") == 0 && f.last_sync) ||
+                (strcmp(v, "idle") == 0 && f.error)) {
                 free(v);
                 v = f.error ? xasprintf("error: %s", f.error) : xstrdup("idle");
             }

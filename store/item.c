@@ -190,16 +190,37 @@ store_folder_unmap_uids(struct store *st, int64_t folder_id)
 }
 
 enum store_status
-store_item_find_unmapped(struct store *st, int64_t folder_id, const char *message_id,
-                         int64_t size, struct store_item *out)
+store_item_each_unmapped_match(struct store *st, int64_t folder_id, const char *message_id,
+                               int64_t size, int (*fn)(void *ctx, const struct store_item *it),
+                               void *ctx)
 {
     sqlite3_stmt *s = store_stmt(st, ST_ITEM_FIND_UNMAPPED);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, folder_id);
-    sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
+    if (message_id)
+        sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, size);
-    return one_item(st, s, out);
+    /* Read them all first: fn reads content files and the statement must
+     * not stay open across it. Twins are rare; the list is short. */
+    struct store_item *all = NULL;
+    size_t n = 0, alloc = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < 1000) {
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 4;
+            all = xrealloc(all, alloc * sizeof *all);
+        }
+        read_item(s, &all[n++]);
+    }
+    sqlite3_reset(s);
+    enum store_status r =
+        rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(st, rc);
+    for (size_t i = 0; r == STORE_OK && i < n; i++)
+        if (fn(ctx, &all[i]))
+            break;
+    free(all);
+    return r;
 }
 
 enum store_status

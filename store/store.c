@@ -53,8 +53,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ITEM_SET_FLAGS] = "UPDATE items SET flags = ?2, modseq = ?3 WHERE id = ?1",
     [ST_ITEM_UNMAP] = "UPDATE items SET uid = 0 WHERE folder_id = ?1",
     [ST_ITEM_FIND_UNMAPPED] = "SELECT " ITEM_COLS " FROM items WHERE folder_id = ?1 AND "
-                              "uid = 0 AND message_id = ?2 AND size = ?3 AND state IN (0, 1) "
-                              "LIMIT 1",
+                              "uid = 0 AND message_id IS ?2 AND size = ?3 AND "
+                              "state IN (0, 1) ORDER BY id",
     [ST_ITEM_SET_UID] = "UPDATE items SET uid = ?2, modseq = ?3, flags = ?4 WHERE id = ?1",
     [ST_ITEM_EACH_UID] = "SELECT uid, modseq, flags, id FROM items WHERE folder_id = ?1 "
                          "AND uid <> 0 ORDER BY uid",

@@ -196,11 +196,14 @@ enum store_status store_item_set_flags(struct store *st, int64_t id, const char 
 /* Set uid to 0 for every item of the folder (after a UIDVALIDITY change), so
  * that messages can be matched again by Message-ID and size. */
 enum store_status store_folder_unmap_uids(struct store *st, int64_t folder_id);
-/* An unmapped item (uid 0) of the folder with this Message-ID and size, for
- * remapping after a UIDVALIDITY change. */
-enum store_status store_item_find_unmapped(struct store *st, int64_t folder_id,
-                                           const char *message_id, int64_t size,
-                                           struct store_item *out);
+/* For remapping after a UIDVALIDITY change: call fn for each item of the
+ * folder that was synced and lost its uid, with this Message-ID (NULL: items
+ * without one) and size, until fn returns non-zero (it found its match). */
+enum store_status store_item_each_unmapped_match(struct store *st, int64_t folder_id,
+                                                 const char *message_id, int64_t size,
+                                                 int (*fn)(void *ctx,
+                                                           const struct store_item *it),
+                                                 void *ctx);
 enum store_status store_item_set_uid(struct store *st, int64_t id, uint32_t uid,
                                      uint64_t modseq, const char *flags);
 /* Call fn(ctx, uid, modseq, flags, item_id) for each item of the folder with

@@ -38,6 +38,7 @@ struct folder_progress {
 
 struct sync {
     struct sync_options opt;
+    struct imap_config imap;        /* opt.imap with our cancel flag */
     struct store *st;               /* owned; used by the sync thread only */
     struct sync_host host;
     struct sync_driver *drivers[1]; /* owned */
@@ -153,8 +154,12 @@ sync_new(const struct sync_options *o, struct sync **out, char **err)
     s->host.committed = host_committed;
     s->host.progress = host_progress;
     s->host.cancel = &s->stop;
-    if (o->imap)
-        s->drivers[s->ndrivers++] = imap_sync_new(o->imap, s->st, &s->host);
+    if (o->imap) {
+        /* Stopping must interrupt a connect or a stalled server at once. */
+        s->imap = *o->imap;
+        s->imap.cancel = &s->stop;
+        s->drivers[s->ndrivers++] = imap_sync_new(&s->imap, s->st, &s->host);
+    }
     *out = s;
     return 0;
 }
@@ -441,7 +446,6 @@ thread_main(void *arg)
                 complete_requests(s, gen, -1, err.msg);
                 continue;
             }
-            backoff = 0;
             set_conn_state(s, "connected");
             log_info("connected");
             pass_due = true;
@@ -468,13 +472,21 @@ thread_main(void *arg)
             if (r < 0 && err.scope == SYNC_SCOPE_ACCOUNT) {
                 if (err.code == SYNC_ERR_CANCELLED)
                     break;
-                log_warn("sync interrupted: %s", err.msg);
+                /* A pass that keeps failing (a server that breaks the
+                 * connection on one message) must not spin. */
+                backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+                if (backoff > BACKOFF_MAX_MS)
+                    backoff = BACKOFF_MAX_MS;
+                log_warn("sync interrupted: %s (retrying in %lld s)", err.msg,
+                         (long long)(backoff / 1000));
                 d->ops->disconnect(d);
-                set_conn_state(s, "reconnecting: %s", err.msg);
-                backoff = BACKOFF_MIN_MS;
+                set_conn_state(s, "reconnecting in %lld s: %s", (long long)(backoff / 1000),
+                               err.msg);
                 next_attempt = util_now_ms() + backoff;
                 continue;
             }
+            if (r == 0)
+                backoff = 0;
             continue; /* requests may have come in meanwhile */
         }
 

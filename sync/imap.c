@@ -14,8 +14,9 @@
 #include <string.h>
 
 /* One response may hold a whole message; the cap bounds what a server can
- * make us allocate. Messages above it are reported, not fetched. */
-#define IMAP_MAX_RESPONSE (256u << 20)
+ * make us allocate. Messages above IMAP_MAX_MESSAGE are reported, not
+ * fetched; the rest of a response (flags, dates) gets a little room. */
+#define IMAP_MAX_RESPONSE (IMAP_MAX_MESSAGE + (1u << 20))
 /* Unsent command bytes (commands are small; APPEND literals are not). */
 #define IMAP_MAX_OUT (512u << 20)
 #define IMAP_RECV_CHUNK (256u << 10)

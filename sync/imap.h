@@ -16,6 +16,9 @@
 #include "sync/error.h"
 #include "sync/imap_parse.h"
 
+/* The largest message mailfs downloads: one response holds it whole. */
+#define IMAP_MAX_MESSAGE (256u << 20)
+
 struct imap_config {
     const char *url;       /* imap://host[:port] or imaps://...; borrowed */
     const char *user;      /* borrowed */

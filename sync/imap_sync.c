@@ -667,6 +667,51 @@ uidlist_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
     return 0;
 }
 
+/* UIDs from "* SEARCH 1 2 3" or "* ESEARCH (TAG "t") UID ALL 1:3,5". */
+struct uidset_ctx {
+    struct srv_list list;
+    size_t max;     /* a server that names far more UIDs than it has messages */
+    bool truncated; /* ... is not believed: nothing is removed on its word */
+};
+
+static int
+uidset_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct uidset_ctx *uc = ctx;
+    struct srv_list *l = &uc->list;
+    if (!r->name)
+        return 0;
+    if (strcmp(r->name, "SEARCH") == 0) {
+        for (size_t i = 0; i < r->args.n; i++) {
+            uint32_t uid;
+            if (imap_sync_u32(&r->args.items[i], &uid) && uid) {
+                if (l->n >= uc->max)
+                    uc->truncated = true;
+                else
+                    srv_list_add(l)->uid = uid;
+            }
+        }
+    } else if (strcmp(r->name, "ESEARCH") == 0) {
+        for (size_t i = 0; i + 1 < r->args.n; i++) {
+            if (!imap_value_is(&r->args.items[i], "ALL"))
+                continue;
+            const struct imap_value *set = &r->args.items[i + 1];
+            struct imap_seqset_iter it;
+            imap_seqset_begin(&it, set->data, set->len);
+            uint32_t lo, hi;
+            while (imap_seqset_next(&it, &lo, &hi) == 1 && hi != UINT32_MAX)
+                for (uint64_t u = lo; u <= hi; u++) {
+                    if (l->n >= uc->max) {
+                        uc->truncated = true;
+                        break;
+                    }
+                    srv_list_add(l)->uid = (uint32_t)u;
+                }
+        }
+    }
+    return 0;
+}
+
 /* One message received, waiting for its batch to be committed. */
 struct pending {
     uint32_t uid;
@@ -687,9 +732,51 @@ struct fetch_ctx {
     struct pending *batch;  /* owned */
     size_t nbatch, abatch, batch_bytes;
     int64_t done, total;
-    bool failed;            /* a chunk was refused */
+    const struct srv_msg *want; /* borrowed: what was asked for, sorted by UID */
+    bool *got;              /* owned: got[i] once want[i] arrived */
+    size_t nwant;
+    bool failed;            /* something asked for did not arrive */
     char failmsg[256];
+    char skipped[128];      /* what is left out on purpose (too large) */
+    size_t too_big;
 };
+
+/* A size a server announces is only a claim: a message said to be over the
+ * limit is asked for with a partial fetch one byte past the limit, which
+ * brings small liars whole and tells real giants apart without holding
+ * them. */
+static bool
+claims_too_big(const struct srv_msg *m)
+{
+    return (uint64_t)m->size > IMAP_MAX_MESSAGE;
+}
+
+static bool
+poisoned(const struct imap_driver *id, int64_t folder_id, uint32_t uid)
+{
+    for (size_t i = 0; i < id->npoison; i++)
+        if (id->poison[i].folder_id == folder_id && id->poison[i].uid == uid)
+            return true;
+    return false;
+}
+
+/* Index of uid in the requested list, or -1: a server may answer with
+ * messages nobody asked for, which must not be stored. */
+static ssize_t
+wanted(const struct fetch_ctx *fc, uint32_t uid)
+{
+    size_t lo = 0, hi = fc->nwant;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (fc->want[mid].uid == uid)
+            return (ssize_t)mid;
+        if (fc->want[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
 
 static void
 pending_free(struct pending *p)
@@ -728,6 +815,23 @@ imap_sync_content_equal(struct store *st, int64_t item_id, const char *data, siz
     return same && off == len;
 }
 
+struct remap_ctx {
+    struct store *st;
+    const char *data;
+    size_t len;
+    int64_t id; /* the match, 0 when none */
+};
+
+static int
+remap_cb(void *ctx, const struct store_item *it)
+{
+    struct remap_ctx *rm = ctx;
+    if (!imap_sync_content_equal(rm->st, it->id, rm->data, rm->len))
+        return 0;
+    rm->id = it->id;
+    return 1;
+}
+
 static int
 flush_batch(struct fetch_ctx *fc, struct sync_error *err)
 {
@@ -743,13 +847,18 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
         /* The same UID may already be here (a repeated FETCH). */
         if (store_item_by_uid(st, fc->folder_id, p->uid, &it) == STORE_OK)
             continue;
-        if (fc->remap && p->message_id &&
-            store_item_find_unmapped(st, fc->folder_id, p->message_id, (int64_t)p->size,
-                                     &it) == STORE_OK &&
-            imap_sync_content_equal(st, it.id, p->data, p->size)) {
-            if (store_item_set_uid(st, it.id, p->uid, p->modseq, p->flags) != STORE_OK)
+        if (fc->remap) {
+            /* The same message under its new UID keeps its name and inode:
+             * same Message-ID (or none), same size, same bytes. */
+            struct remap_ctx rm = {.st = st, .data = p->data, .len = p->size};
+            if (store_item_each_unmapped_match(st, fc->folder_id, p->message_id,
+                                               (int64_t)p->size, remap_cb, &rm) != STORE_OK)
                 rc = imap_sync_store_fail(err, st, "remapping a message");
-            continue;
+            if (rc == 0 && rm.id) {
+                if (store_item_set_uid(st, rm.id, p->uid, p->modseq, p->flags) != STORE_OK)
+                    rc = imap_sync_store_fail(err, st, "remapping a message");
+                continue;
+            }
         }
         struct store_item_new n = {
             .folder_id = fc->folder_id,
@@ -803,14 +912,31 @@ fetch_body_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
     }
     const struct imap_value *a = &r->args.items[0];
     const struct imap_value *body = imap_fetch_item(a, "BODY[]");
+    bool partial = false;
+    if (!body) {
+        body = imap_fetch_item(a, "BODY[]<0>");
+        partial = body != NULL;
+    }
     uint32_t uid;
     if (!body || !imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || uid == 0) {
         /* A flag change of another message during the download. */
         fc->id->changed_while_selected = true;
         return 0;
     }
+    ssize_t w = wanted(fc, uid);
+    if (w < 0 || fc->got[w] || (partial && !claims_too_big(&fc->want[w]))) {
+        log_warn("the server sent message UID %u, which was not asked for; ignored", uid);
+        return 0;
+    }
     if (body->kind != IMAP_STRING) {
-        log_warn("message UID %u has no body (NIL); skipped", uid);
+        log_warn("message UID %u has no body (NIL); it is asked for again later", uid);
+        return 0;
+    }
+    fc->got[w] = true;
+    if (partial && body->len > IMAP_MAX_MESSAGE) {
+        log_warn("message UID %u is larger than %u MiB: not downloaded", uid,
+                 IMAP_MAX_MESSAGE >> 20);
+        fc->too_big++;
         return 0;
     }
     struct mail_info mi;
@@ -843,15 +969,21 @@ fetch_body_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
 }
 
 /* Download the messages `want` (sorted UIDs, sizes alongside when known). */
+/* Download the messages `want` (sorted UIDs, sizes alongside when known). */
 static int
 fetch_bodies(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
              struct sync_error *err)
 {
     struct imap_conn *c = fc->id->conn;
     bool condstore = imap_has(c, IMAP_CAP_CONDSTORE) && !fc->sc->nomodseq;
+    fc->want = want;
+    fc->nwant = n;
+    fc->got = xcalloc(n ? n : 1, sizeof *fc->got);
+    fc->too_big = 0;
     fc->total = (int64_t)n;
     size_t next = 0;
     uint32_t inflight[FETCH_INFLIGHT];
+    uint32_t inflight_big[FETCH_INFLIGHT]; /* the UID of a partial fetch, else 0 */
     size_t ninflight = 0;
     uint32_t *uids = xmalloc((n ? n : 1) * sizeof *uids);
     struct dynbuf set;
@@ -859,34 +991,83 @@ fetch_bodies(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
     int rc = 0;
     while (rc == 0 && (next < n || ninflight > 0)) {
         while (next < n && ninflight < FETCH_INFLIGHT) {
+            if (poisoned(fc->id, fc->folder_id, want[next].uid)) {
+                fc->got[next++] = true;
+                fc->too_big++;
+                continue;
+            }
+            if (claims_too_big(&want[next])) {
+                inflight_big[ninflight] = want[next].uid;
+                inflight[ninflight++] = imap_cmd(
+                    c, "UID FETCH %u (UID FLAGS INTERNALDATE BODY.PEEK[]<0.%u>%s)",
+                    want[next].uid, IMAP_MAX_MESSAGE + 1, condstore ? " MODSEQ" : "");
+                next++;
+                continue;
+            }
             size_t k = 0, bytes = 0;
-            while (next < n && k < FETCH_CHUNK_MSGS &&
+            while (next < n && k < FETCH_CHUNK_MSGS && !claims_too_big(&want[next]) &&
+                   !poisoned(fc->id, fc->folder_id, want[next].uid) &&
                    (k == 0 || bytes + want[next].size <= FETCH_CHUNK_BYTES)) {
                 bytes += want[next].size;
                 uids[k++] = want[next++].uid;
             }
             dynbuf_reset(&set);
             imap_seqset_format(&set, uids, k);
+            inflight_big[ninflight] = 0;
             inflight[ninflight++] = imap_cmd(
                 c, "UID FETCH %s (UID FLAGS INTERNALDATE BODY.PEEK[]%s)", set.data,
                 condstore ? " MODSEQ" : "");
         }
+        if (ninflight == 0)
+            break; /* the rest was skipped */
+        if (inflight_big[0]) {
+            /* What came before is kept even if this one breaks the connection. */
+            rc = flush_batch(fc, err);
+            if (rc < 0)
+                break;
+        }
         enum imap_status status;
         rc = imap_wait(c, inflight[0], fetch_body_cb, fc, &status, err);
-        if (rc < 0)
+        if (rc < 0) {
+            if (inflight_big[0] && err->code == SYNC_ERR_PROTOCOL) {
+                struct imap_driver *id = fc->id;
+                id->poison = xrealloc(id->poison, (id->npoison + 1) * sizeof *id->poison);
+                id->poison[id->npoison++] = (struct poisoned){fc->folder_id, inflight_big[0]};
+                log_warn("message UID %u broke the connection; it is skipped from now on",
+                         inflight_big[0]);
+            }
             break;
+        }
         if (status != IMAP_ST_OK) {
             fc->failed = true;
             snprintf(fc->failmsg, sizeof fc->failmsg, "%s", imap_last_text(c));
             log_warn("the server refused to send some messages: %s", fc->failmsg);
         }
         memmove(inflight, inflight + 1, (ninflight - 1) * sizeof *inflight);
+        memmove(inflight_big, inflight_big + 1, (ninflight - 1) * sizeof *inflight_big);
         ninflight--;
     }
     dynbuf_free(&set);
     free(uids);
     if (rc == 0)
         rc = flush_batch(fc, err);
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!fc->got[i])
+            missing++;
+    if (rc == 0 && missing) {
+        /* Keep the folder's old position so the next sync asks again. */
+        fc->failed = true;
+        if (!fc->failmsg[0])
+            snprintf(fc->failmsg, sizeof fc->failmsg,
+                     "%zu message(s) did not arrive; they are asked for again", missing);
+    }
+    if (fc->too_big)
+        snprintf(fc->skipped, sizeof fc->skipped,
+                 "%zu message(s) larger than %u MiB are not downloaded", fc->too_big,
+                 IMAP_MAX_MESSAGE >> 20);
+    free(fc->got);
+    fc->got = NULL;
     return rc;
 }
 
@@ -1236,25 +1417,23 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
         if (imap_qresync_enabled(c)) {
             if (sc.vanished)
                 rc = remove_local(id, &local, gone_vanished, sc.vanished, err);
-        } else if (rc == 0 && local.n + 0 != sc.exists) {
-            /* CONDSTORE without QRESYNC cannot name expunged UIDs: compare the
-             * full UID list when the counts disagree. */
-            struct select_ctx all = {.id = id, .exists = sc.exists};
-            uint32_t tag = imap_cmd(c, "UID FETCH 1:* (UID)");
-            /* uidlist_cb only keeps FETCH with FLAGS; collect UIDs here. */
-            struct srv_list uidonly = {0};
-            rc = imap_wait(c, tag, uidlist_cb, &all, NULL, err);
-            (void)uidonly;
-            if (rc == 0) {
-                srv_list_free(&all.updates);
-                uint32_t tag2 = imap_cmd(c, "UID FETCH 1:* (UID FLAGS)");
-                rc = imap_wait(c, tag2, uidlist_cb, &all, NULL, err);
+        } else if (rc == 0 && (sc.highestmodseq != f.highestmodseq ||
+                               sc.uidnext != f.uidnext || sc.exists != f.server_count)) {
+            /* CONDSTORE without QRESYNC cannot name expunged UIDs: compare
+             * the server's UID list (one compact answer with ESEARCH). */
+            struct uidset_ctx all = {.max = ((size_t)sc.exists + 1000) * 2};
+            uint32_t tag = imap_has(c, IMAP_CAP_ESEARCH)
+                               ? imap_cmd(c, "UID SEARCH RETURN (ALL) ALL")
+                               : imap_cmd(c, "UID SEARCH ALL");
+            rc = imap_wait(c, tag, uidset_cb, &all, NULL, err);
+            if (rc == 0 && all.truncated) {
+                log_warn("folder %s: the server listed more UIDs than it has messages; "
+                         "nothing removed", f.name);
+            } else if (rc == 0) {
+                sort_any(all.list.v, all.list.n, sizeof *all.list.v, srv_cmp);
+                rc = remove_local(id, &local, gone_not_on_server, &all.list, err);
             }
-            if (rc == 0) {
-                sort_any(all.updates.v, all.updates.n, sizeof *all.updates.v, srv_cmp);
-                rc = remove_local(id, &local, gone_not_on_server, &all.updates, err);
-            }
-            srv_list_free(&all.updates);
+            srv_list_free(&all.list);
         }
         if (rc == 0)
             rc = apply_updates(id, folder_id, &local, &sc.updates, &missing, err);
@@ -1308,6 +1487,8 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
     if (fc.failed) {
         f.error = xasprintf("some messages could not be downloaded: %s", fc.failmsg);
     } else {
+        if (fc.skipped[0])
+            f.error = xstrdup(fc.skipped);
         f.uidvalidity = sc.uidvalidity;
         f.uidnext = sc.uidnext;
         f.highestmodseq = condstore ? sc.highestmodseq : 0;
@@ -1446,6 +1627,7 @@ op_free(struct sync_driver *d)
     for (size_t i = 0; i < id->nstatus; i++)
         free(id->status[i].name);
     free(id->status);
+    free(id->poison);
     free(id);
 }
 

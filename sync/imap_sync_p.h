@@ -21,6 +21,13 @@ struct imap_driver {
     bool changed_while_selected;   /* the server reported a change we did not act on */
     struct mbox_status *status;    /* owned, from the last list */
     size_t nstatus;
+    /* Messages whose download broke the connection (a server announcing
+     * more than the limit): skipped for the rest of this mount. */
+    struct poisoned {
+        int64_t folder_id;
+        uint32_t uid;
+    } *poison;                     /* owned */
+    size_t npoison;
 };
 
 /* What SELECT said about a mailbox. */

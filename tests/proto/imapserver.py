@@ -783,6 +783,33 @@ class Session(threading.Thread):
 
     cmd_unselect = cmd_close
 
+    def cmd_uid_search(self, cmd):
+        """UID SEARCH ALL, UID SEARCH DELETED, and the ESEARCH form
+        UID SEARCH RETURN (ALL) ALL."""
+        f = self.selected
+        if f is None:
+            return [], cmd.bad(b"no mailbox selected")
+        a = [upper(x) if not isinstance(x, list) else [upper(y) for y in x] for x in cmd.args]
+        esearch = False
+        if len(a) >= 2 and a[0] == "RETURN":
+            if not self._has("ESEARCH") or a[1] != ["ALL"]:
+                return [], cmd.bad(b"unsupported RETURN")
+            esearch = True
+            a = a[2:]
+        if a == ["ALL"]:
+            uids = [m.uid for m in f.messages]
+        elif a == ["DELETED"]:
+            uids = [m.uid for m in f.messages if "\\Deleted" in m.flags]
+        else:
+            return [], cmd.bad(b"search key not known here")
+        if esearch:
+            line = b'* ESEARCH (TAG "%s") UID' % cmd.tag
+            if uids:
+                line += b" ALL " + seqset(uids)
+            return [line + b"\r\n"], cmd.ok(b"search done")
+        return [b"* SEARCH" + b"".join(b" %d" % u for u in uids) + b"\r\n"], \
+            cmd.ok(b"search done")
+
     def cmd_fetch(self, cmd):
         return self._fetch(cmd, uid=False)
 
@@ -804,6 +831,8 @@ class Session(threading.Thread):
                      "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]}.get(n)
             if macro:
                 names += macro
+            elif re.fullmatch(r"BODY(\.PEEK)?\[\]<0\.\d+>", n):
+                names.append(n)
             elif n in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "BODY.PEEK[]", "BODY[]",
                        "RFC822", "MODSEQ"):
                 if n == "MODSEQ" and not self._has("CONDSTORE"):
@@ -865,6 +894,17 @@ class Session(threading.Thread):
                 parts.append(b'INTERNALDATE "%s"' % m.internaldate.encode())
             elif n == "MODSEQ":
                 parts.append(b"MODSEQ (%s)" % _num(ov.get("modseq", m.modseq)))
+            elif n.startswith("BODY") and n.endswith(">"):
+                # a partial fetch <0.N>: the first N bytes, named BODY[]<0>
+                limit = int(n[n.index("<0.") + 3:-1])
+                body = ov.get("body", m.data)
+                if "literal" in ov:
+                    parts.append(b"BODY[]<0> " + ov["literal"])
+                elif body is None:
+                    parts.append(b"BODY[]<0> NIL")
+                else:
+                    part = body[:limit]
+                    parts.append(b"BODY[]<0> {%d}\r\n" % len(part) + part)
             elif n in ("BODY.PEEK[]", "BODY[]", "RFC822"):
                 key = "RFC822" if n == "RFC822" else "BODY[]"
                 if "literal" in ov:

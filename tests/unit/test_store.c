@@ -399,6 +399,13 @@ test_changes_follow_commit(void)
     free(dir);
 }
 
+static int
+first_match(void *ctx, const struct store_item *it)
+{
+    *(int64_t *)ctx = it->id;
+    return 1;
+}
+
 static void
 test_uid_remap(void)
 {
@@ -411,9 +418,14 @@ test_uid_remap(void)
     CHECK(store_commit(st) == STORE_OK);
     struct store_item it;
     CHECK(store_item_by_uid(st, f, 10, &it) == STORE_NOTFOUND);
-    CHECK(store_item_find_unmapped(st, f, "<a@b>", 3, &it) == STORE_OK);
-    CHECK(it.id == id);
-    CHECK(store_item_find_unmapped(st, f, "<a@b>", 4, &it) == STORE_NOTFOUND);
+    int64_t found = 0;
+    CHECK(store_item_each_unmapped_match(st, f, "<a@b>", 3, first_match, &found) == STORE_OK);
+    CHECK(found == id);
+    found = 0;
+    CHECK(store_item_each_unmapped_match(st, f, "<a@b>", 4, first_match, &found) == STORE_OK);
+    CHECK(found == 0);
+    CHECK(store_item_each_unmapped_match(st, f, NULL, 3, first_match, &found) == STORE_OK);
+    CHECK(found == 0);
     CHECK(store_item_set_uid(st, id, 1, 0, "seen") == STORE_OK);
     CHECK(store_item_by_uid(st, f, 1, &it) == STORE_OK && it.id == id);
     store_close(st);
