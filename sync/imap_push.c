@@ -1135,6 +1135,20 @@ code_is(struct imap_conn *c, const char *code)
     return r && r->code && strcmp(r->code, code) == 0;
 }
 
+/* Deselect `name` without expunging anything (EXAMINE another mailbox: CLOSE
+ * would expunge, UNSELECT is an extension). */
+static int
+leave_selected(struct imap_driver *id, const char *name, struct sync_error *err)
+{
+    if (!id->selected || strcmp(id->selected, name) != 0)
+        return 0;
+    free(id->selected);
+    id->selected = NULL;
+    enum imap_status st;
+    uint32_t t = imap_cmd(id->conn, "EXAMINE INBOX");
+    return imap_wait(id->conn, t, NULL, NULL, &st, err);
+}
+
 static int
 push_folder(struct imap_driver *id, struct journal_entry *e, struct sync_error *err)
 {
@@ -1177,14 +1191,8 @@ push_folder(struct imap_driver *id, struct journal_entry *e, struct sync_error *
             snprintf(why, sizeof why, "the folder holds %u messages on the server; "
                      "they are not deleted", sc.messages);
         } else {
-            if (id->selected && strcmp(id->selected, e->src) == 0) {
-                free(id->selected);
-                id->selected = NULL;
-                /* It holds no messages, so CLOSE expunges nothing. */
-                uint32_t t = imap_cmd(c, "CLOSE");
-                if (imap_wait(c, t, NULL, NULL, &sst, err) < 0)
-                    return -1;
-            }
+            if (leave_selected(id, e->src, err) < 0)
+                return -1;
             imap_cmd_begin(c);
             imap_cmd_add(c, "DELETE ");
             imap_cmd_add_astring(c, e->src);
@@ -1199,6 +1207,9 @@ push_folder(struct imap_driver *id, struct journal_entry *e, struct sync_error *
     } else {
         if (!e->src || !e->arg)
             return drop_entry(id, e, "no name", err);
+        /* Servers end the session when the selected mailbox is renamed. */
+        if (leave_selected(id, e->src, err) < 0)
+            return -1;
         imap_cmd_begin(c);
         imap_cmd_add(c, "RENAME ");
         imap_cmd_add_astring(c, e->src);
