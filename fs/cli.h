@@ -12,6 +12,7 @@ struct cli {
     const char *config_path;        /* borrowed from argv or owned default */
     struct config_account *account; /* owned; loaded for commands that need it */
     bool foreground;
+    bool offline;                   /* -o offline: mount offline (sticky) */
     char *fuse_opts;                /* owned; joined -o options */
     enum log_level log_level;
 };

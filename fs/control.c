@@ -96,6 +96,24 @@ serve(void *arg)
         else
             answer(fd, "error", msg);
         free(msg);
+    } else if (strcmp(req, "online") == 0 || strcmp(req, "offline") == 0 ||
+               strcmp(req, "status") == 0) {
+        struct store *st = NULL;
+        char *err = NULL;
+        if (store_open(control_mount->store_dir, 0, &st, &err) != STORE_OK) {
+            answer(fd, "error", err);
+        } else if (strcmp(req, "status") == 0) {
+            char *text = status_text(st, control_mount->sync, control_mount->account);
+            answer(fd, "ok", NULL);
+            (void)util_write_all(fd, text, strlen(text));
+            free(text);
+        } else if (mount_set_mode(control_mount, st, strcmp(req, "offline") == 0) == 0) {
+            answer(fd, "ok", NULL);
+        } else {
+            answer(fd, "error", "could not save the mode");
+        }
+        free(err);
+        store_close(st);
     } else {
         answer(fd, "error", "unknown request");
     }
@@ -205,15 +223,26 @@ control_request(const char *store_dir, const char *request, char **reply)
     int w = util_write_all(fd, line, strlen(line));
     free(line);
     char *ans = w == 0 ? read_line(fd, -1) : NULL;
-    close(fd);
     if (!ans) {
+        close(fd);
         *reply = xstrdup("the mount closed the connection");
         return 1;
     }
     if (strcmp(ans, "ok") == 0) {
+        /* Anything after the first line is the answer's text. */
+        struct dynbuf b;
+        dynbuf_init(&b, 1 << 24);
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+            if (dynbuf_add(&b, buf, (size_t)n) < 0)
+                break;
+        close(fd);
         free(ans);
+        *reply = dynbuf_take(&b);
         return 0;
     }
+    close(fd);
     *reply = xstrdup(strncmp(ans, "error ", 6) == 0 ? ans + 6 : ans);
     free(ans);
     return 1;

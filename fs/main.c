@@ -22,15 +22,19 @@
 static const char usage[] =
     "usage: mailfs [--config FILE] ACCOUNT MOUNTPOINT [-f] [-o FUSE_OPTIONS]\n"
     "       mailfs [--config FILE] sync ACCOUNT|MOUNTPOINT [FOLDER]\n"
+    "       mailfs online|offline|status ACCOUNT|MOUNTPOINT\n"
     "       mailfs --help | --version\n"
     "\n"
     "Mounts a mail account (IMAP) as a directory tree backed by a local store.\n"
     "  -f              stay in the foreground, log to stderr\n"
-    "  -o OPTIONS      FUSE mount options (comma-separated)\n"
+    "  -o OPTIONS      FUSE mount options (comma-separated); -o offline mounts\n"
+    "                  without any network traffic (sticky: see mailfs online)\n"
     "  --config FILE   the account file (default $XDG_CONFIG_HOME/mailfs/config,\n"
     "                  else ~/.config/mailfs/config)\n"
     "  sync            sync now and wait until done: through the running mount,\n"
     "                  or once into the store when the account is not mounted\n"
+    "  online, offline set the account online or offline (it lasts across mounts)\n"
+    "  status          mode, connection, folders, pending changes, conflicts\n"
     "Unmount with: fusermount3 -u MOUNTPOINT\n"
     "\n"
     "The config file has one section per account:\n"
@@ -41,7 +45,7 @@ static const char usage[] =
     "  ; cafile = /etc/ssl/private-ca.pem   tls = none   poll = 60\n"
     "The environment variable MAILFS_LOG=debug|info|warning|error sets the log level.\n";
 
-static const char *const subcommands[] = {"sync"};
+static const char *const subcommands[] = {"sync", "online", "offline", "status"};
 
 char *
 cli_store_dir(const char *account)
@@ -280,6 +284,97 @@ cmd_sync(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+/* The store directory and account of ACCOUNT|MOUNTPOINT; *mounted when it
+ * is a mount point. Both strings owned by the caller. */
+static void
+target_store(const char *target, char **store_dir, char **account, bool *mounted)
+{
+    *store_dir = mounted_store(target);
+    *mounted = *store_dir != NULL;
+    if (*mounted) {
+        *account = xstrdup(strrchr(*store_dir, '/') + 1);
+    } else {
+        *account = xstrdup(target);
+        *store_dir = cli_store_dir(*account);
+    }
+}
+
+static int
+cmd_mode(int argc, char **argv, bool offline)
+{
+    if (argc != 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char *store_dir, *account, *reply = NULL, *err = NULL;
+    bool mounted;
+    target_store(argv[0], &store_dir, &account, &mounted);
+    int rc = 1;
+    int r = control_request(store_dir, offline ? "offline" : "online", &reply);
+    if (r == 0) {
+        rc = 0;
+    } else if (r == 1 || mounted) {
+        fprintf(stderr, "mailfs: %s: %s\n", argv[0], reply);
+    } else {
+        /* Not mounted: the setting waits in the store for the next mount. */
+        int lock = cli_lock_store(store_dir, &err);
+        struct store *st = NULL;
+        if (lock < 0) {
+            fprintf(stderr, "mailfs: %s\n", err);
+        } else if (store_open(store_dir, STORE_CREATE, &st, &err) != STORE_OK) {
+            fprintf(stderr, "mailfs: %s\n", err);
+        } else if (store_meta_set(st, "mode", offline ? "offline" : "online") != STORE_OK) {
+            fprintf(stderr, "mailfs: %s: %s\n", store_dir, store_errmsg(st));
+        } else {
+            rc = 0;
+        }
+        store_close(st);
+        if (lock >= 0)
+            close(lock);
+    }
+    free(reply);
+    free(err);
+    free(store_dir);
+    free(account);
+    return rc;
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+    if (argc != 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char *store_dir, *account, *reply = NULL, *err = NULL;
+    bool mounted;
+    target_store(argv[0], &store_dir, &account, &mounted);
+    int rc = 1;
+    int r = control_request(store_dir, "status", &reply);
+    if (r == 0) {
+        fputs(reply, stdout);
+        rc = 0;
+    } else if (r == 1 || mounted) {
+        fprintf(stderr, "mailfs: %s: %s\n", argv[0], reply);
+    } else {
+        struct store *st = NULL;
+        if (store_open(store_dir, STORE_READONLY, &st, &err) != STORE_OK) {
+            fprintf(stderr, "mailfs: %s\n", err);
+        } else {
+            char *text = status_text(st, NULL, account);
+            fputs(text, stdout);
+            free(text);
+            rc = 0;
+        }
+        store_close(st);
+    }
+    free(reply);
+    free(err);
+    free(store_dir);
+    free(account);
+    return rc;
+}
+
 static enum log_level
 env_log_level(void)
 {
@@ -296,7 +391,7 @@ env_log_level(void)
 }
 
 static void
-add_fuse_opt(struct cli *cli, const char *o)
+add_fuse_opt1(struct cli *cli, const char *o)
 {
     if (!cli->fuse_opts) {
         cli->fuse_opts = xstrdup(o);
@@ -306,6 +401,21 @@ add_fuse_opt(struct cli *cli, const char *o)
         cli->fuse_opts = n;
     }
 }
+
+/* Options of ours among -o ones: "offline" sets the account offline. */
+static void
+add_fuse_opt(struct cli *cli, const char *o)
+{
+    char *copy = xstrdup(o), *save = NULL;
+    for (char *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        if (strcmp(opt, "offline") == 0)
+            cli->offline = true;
+        else
+            add_fuse_opt1(cli, opt);
+    }
+    free(copy);
+}
+
 
 int
 main(int argc, char **argv)
@@ -365,6 +475,10 @@ main(int argc, char **argv)
         sub = sub || strcmp(pos[0], subcommands[k]) == 0;
     if (sub && strcmp(pos[0], "sync") == 0) {
         rc = cmd_sync(&cli, npos - 1, pos + 1);
+    } else if (sub && (strcmp(pos[0], "online") == 0 || strcmp(pos[0], "offline") == 0)) {
+        rc = cmd_mode(npos - 1, pos + 1, strcmp(pos[0], "offline") == 0);
+    } else if (sub && strcmp(pos[0], "status") == 0) {
+        rc = cmd_status(npos - 1, pos + 1);
     } else if (npos == 2) {
         rc = load_account(&cli, pos[0]) < 0 ? 1 : cli_mount(&cli, pos[1]);
     } else {

@@ -71,7 +71,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     if (cli_open_account(cli, &imap, &password) < 0)
         goto out;
     bool had_store = store_exists(m.store_dir);
-    if (!had_store) {
+    if (!had_store && !cli->offline) {
         /* No store to serve from: the account must work now. */
         struct sync_error se;
         if (cli_check_account(&imap, &se) < 0) {
@@ -91,6 +91,17 @@ cli_mount(const struct cli *cli, const char *mountpoint)
         .on_change = mount_on_change,
         .on_change_ctx = &m,
     };
+    if (cli->offline) {
+        /* Sticky: kept in the store before anything connects. */
+        struct store *st0;
+        if (store_open(m.store_dir, STORE_CREATE, &st0, &err) != STORE_OK ||
+            store_meta_set(st0, "mode", "offline") != STORE_OK) {
+            fprintf(stderr, "mailfs: %s\n", err ? err : store_errmsg(st0));
+            store_close(st0);
+            goto out;
+        }
+        store_close(st0);
+    }
     if (sync_new(&so, &m.sync, &err) < 0 || sync_prepare_store(m.sync, &err) < 0) {
         fprintf(stderr, "mailfs: %s\n", err);
         goto out;
@@ -151,6 +162,18 @@ cli_mount(const struct cli *cli, const char *mountpoint)
 out:
     if (m.store_dir)
         write_flush_all(&m);
+    if (m.se && atomic_load(&m.last_opened) > 0) {
+        /* The next mount syncs this folder first. */
+        struct store *st1;
+        char *e1 = NULL;
+        if (store_open(m.store_dir, 0, &st1, &e1) == STORE_OK) {
+            char v[32];
+            snprintf(v, sizeof v, "%lld", (long long)atomic_load(&m.last_opened));
+            store_meta_set(st1, "last_opened", v);
+            store_close(st1);
+        }
+        free(e1);
+    }
     notify_stop();
     control_stop();
     if (m.sync) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -27,6 +28,9 @@ struct mount {
     /* Parents whose listing changed in the current batch (sync thread only). */
     uint64_t *dirty_dirs;         /* owned */
     size_t ndirty, adirty;
+    /* The folder the user opened last (kept at unmount for the next mount's
+     * first sync). */
+    atomic_int_fast64_t last_opened;
     /* Files being written (write.c). Lock order: drafts_lock, then a store. */
     pthread_mutex_t drafts_lock;
     struct draft *drafts;         /* owned; protected by drafts_lock */
@@ -37,6 +41,8 @@ extern const struct fuse_lowlevel_ops mount_ops;
 /* The calling FUSE thread's store connection, opened on first use; NULL
  * after logging why it could not be opened. */
 struct store *mount_store(struct mount *m);
+/* The user looked into a folder: it syncs next if a pass is under way. */
+void mount_opened(struct mount *m, int64_t folder_id);
 /* errno for a store status (EIO when nothing more precise fits). */
 int mount_errno(enum store_status s);
 void mount_dir_attr(struct mount *m, uint64_t ino, struct stat *sb);
@@ -72,6 +78,8 @@ void write_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
  * descriptor of its bytes (>= 0, owned by the caller), else false / -1. */
 bool write_draft_size(struct mount *m, uint64_t ino, int64_t *size);
 int write_draft_fd(struct mount *m, uint64_t ino);
+/* Set the account online or offline (kept in the store). 0 or an errno. */
+int mount_set_mode(struct mount *m, struct store *st, bool offline);
 /* Write every draft out (at unmount). */
 void write_flush_all(struct mount *m);
 
@@ -88,9 +96,16 @@ void notify_inode_later(uint64_t ino);
  * through STORE/control.sock (control.c). */
 int control_start(struct mount *m, char **err);
 void control_stop(void);
-/* Client side: send one request line and wait for the answer line. Returns
- * 0 for "ok", 1 for an error answer (message in *reply), -1 when no mount
- * listens (errno-style message in *reply). */
+/* Client side: send one request line and wait for the answer: a first line
+ * "ok" or "error MESSAGE", then any text until the connection closes.
+ * Returns 0 for "ok" (*reply: the text after the first line, owned), 1 for an
+ * error answer (*reply: the message), -1 when no mount listens. */
 int control_request(const char *store_dir, const char *request, char **reply);
+
+/* ---- status.c: `mailfs status` ---- */
+/* The status report of an account: mode, connection, folders (mode, last
+ * sync, pending changes, state), conflicts. sync is NULL when the account
+ * is not mounted. Owned by the caller. */
+char *status_text(struct store *st, struct sync *sync, const char *account);
 
 #endif

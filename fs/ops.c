@@ -47,6 +47,16 @@ mount_store(struct mount *m)
     return st;
 }
 
+void
+mount_opened(struct mount *m, int64_t folder_id)
+{
+    if (folder_id <= 0 || !m->sync)
+        return;
+    /* Cheap enough for every lookup: two atomic stores. */
+    if (atomic_exchange(&m->last_opened, folder_id) != folder_id)
+        sync_hint_folder(m->sync, folder_id);
+}
+
 int
 mount_errno(enum store_status s)
 {
@@ -135,6 +145,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     int64_t fid = store_ino_id(parent);
+    mount_opened(m, fid);
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     mount_fill_entry(&e);
@@ -234,6 +245,7 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * directory. */
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
+    mount_opened(mnt(req), store_ino_id(ino));
     fuse_reply_open(req, fi);
 }
 
@@ -434,7 +446,7 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
     *e = ENODATA;
     if (ino == FUSE_ROOT_ID) {
         if (strcmp(name, "user.mailfs.mode") == 0)
-            return xstrdup("online");
+            return xstrdup(m->sync && sync_is_offline(m->sync) ? "offline" : "online");
         if (strcmp(name, "user.mailfs.connection") == 0)
             return m->sync ? sync_connection_state(m->sync) : xstrdup("offline");
         return NULL;

@@ -807,21 +807,49 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
 
 /* ---- attributes ---- */
 
+/* Online or offline: kept in the store (it lasts across remounts), then
+ * applied. Shared with the control socket. */
+int
+mount_set_mode(struct mount *m, struct store *st, bool offline)
+{
+    if (store_meta_set(st, "mode", offline ? "offline" : "online") != STORE_OK) {
+        log_error("saving the mode: %s", store_errmsg(st));
+        return EIO;
+    }
+    if (m->sync)
+        sync_set_offline(m->sync, offline);
+    log_info("account is now %s", offline ? "offline" : "online");
+    return 0;
+}
+
+static bool
+value_is(const char *value, size_t size, const char *word)
+{
+    return size == strlen(word) && memcmp(value, word, size) == 0;
+}
+
 void
 write_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                size_t size, int flags)
 {
     struct mount *m = mnt(req);
+    if (ino == FUSE_ROOT_ID && strcmp(name, "user.mailfs.mode") == 0) {
+        bool off = value_is(value, size, "offline");
+        if (!off && !value_is(value, size, "online")) {
+            fuse_reply_err(req, EINVAL);
+            return;
+        }
+        struct store *st = mount_store(m);
+        fuse_reply_err(req, st ? mount_set_mode(m, st, off) : EIO);
+        return;
+    }
     if (strcmp(name, "user.mail.flags") != 0 || !store_ino_is_item(ino)) {
-        bool known = strcmp(name, "user.sync.mode") == 0 ||
-                     strcmp(name, "user.sync.mode.recursive") == 0 ||
-                     strcmp(name, "user.mailfs.mode") == 0;
-        /* Read-only attributes, and settings that arrive with later issues. */
+        /* Read-only attributes; names not known here. */
         bool readonly = strcmp(name, "user.sync.state") == 0 ||
                         strcmp(name, "user.sync.last") == 0 ||
                         strcmp(name, "user.sync.pending") == 0 ||
                         strcmp(name, "user.mailfs.connection") == 0;
-        fuse_reply_err(req, readonly ? EPERM : known ? ENOTSUP : ENOTSUP);
+        fuse_reply_err(req, readonly ? EPERM : ENOTSUP);
         return;
     }
     char *flags_text = flags_parse(value, size);

@@ -9,7 +9,7 @@
 
 #define JOURNAL_COLS                                                                      \
     "id, op, state, item_id, folder_id, src, uid, uidvalidity, base, arg, hint, "         \
-    "message_id, size, created, attempts, error"
+    "message_id, size, created, attempts, error, kind, href"
 
 void
 journal_entry_clear(struct journal_entry *e)
@@ -19,7 +19,8 @@ journal_entry_clear(struct journal_entry *e)
     free(e->arg);
     free(e->message_id);
     free(e->error);
-    e->src = e->base = e->arg = e->message_id = e->error = NULL;
+    free(e->href);
+    e->src = e->base = e->arg = e->message_id = e->error = e->href = NULL;
 }
 
 const char *
@@ -64,6 +65,8 @@ read_entry(sqlite3_stmt *s, struct journal_entry *e)
     e->created = sqlite3_column_int64(s, 13);
     e->attempts = sqlite3_column_int(s, 14);
     e->error = col_dup(s, 15);
+    e->kind = (enum store_kind)sqlite3_column_int(s, 16);
+    e->href = col_dup(s, 17);
 }
 
 static enum store_status
@@ -94,10 +97,11 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 enum store_status
 journal_add(struct store *st, const struct journal_entry *e, int64_t *id_out)
 {
-    sqlite3_stmt *s = store_sql(st, "INSERT INTO journal(op, state, item_id, folder_id, src, "
-                                    "uid, uidvalidity, base, arg, hint, message_id, size, "
-                                    "created) VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                                    "?10, ?11, ?12)");
+    sqlite3_stmt *s = store_sql(
+        st, "INSERT INTO journal(op, state, item_id, folder_id, src, uid, uidvalidity, base, "
+            "arg, hint, message_id, size, created, kind, href) VALUES (?1, 0, ?2, ?3, ?4, ?5, "
+            "?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN ?13 > 0 THEN ?13 ELSE coalesce((SELECT "
+            "kind FROM folders WHERE id = ?3), 1) END, ?14)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int(s, 1, e->op);
@@ -112,6 +116,8 @@ journal_add(struct store *st, const struct journal_entry *e, int64_t *id_out)
     bind_text_or_null(s, 10, e->message_id);
     sqlite3_bind_int64(s, 11, e->size);
     sqlite3_bind_int64(s, 12, e->created ? e->created : util_now());
+    sqlite3_bind_int(s, 13, e->kind);
+    bind_text_or_null(s, 14, e->href);
     enum store_status r = store_step_done(st, s);
     if (r == STORE_OK && id_out)
         *id_out = sqlite3_last_insert_rowid(store_db(st));
@@ -129,13 +135,15 @@ journal_get(struct store *st, int64_t id, struct journal_entry *out)
 }
 
 enum store_status
-journal_next(struct store *st, int64_t after_id, struct journal_entry *out)
+journal_next(struct store *st, int64_t after_id, unsigned kind_mask, struct journal_entry *out)
 {
     sqlite3_stmt *s = store_sql(st, "SELECT " JOURNAL_COLS " FROM journal WHERE id > ?1 AND "
-                                    "state IN (0, 1) ORDER BY id LIMIT 1");
+                                    "state IN (0, 1) AND ((1 << kind) & ?2) <> 0 "
+                                    "ORDER BY id LIMIT 1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, after_id);
+    sqlite3_bind_int64(s, 2, kind_mask);
     return one_entry(st, s, out);
 }
 
@@ -145,7 +153,7 @@ journal_update(struct store *st, const struct journal_entry *e)
     sqlite3_stmt *s = store_sql(st, "UPDATE journal SET state = ?2, uid = ?3, uidvalidity = ?4,"
                                     " src = ?5, hint = ?6, message_id = ?7, size = ?8, "
                                     "attempts = ?9, error = ?10, op = ?11, arg = ?12, "
-                                    "base = ?13 WHERE id = ?1");
+                                    "base = ?13, href = ?14, folder_id = ?15 WHERE id = ?1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, e->id);
@@ -161,6 +169,8 @@ journal_update(struct store *st, const struct journal_entry *e)
     sqlite3_bind_int(s, 11, e->op);
     bind_text_or_null(s, 12, e->arg);
     bind_text_or_null(s, 13, e->base);
+    bind_text_or_null(s, 14, e->href);
+    sqlite3_bind_int64(s, 15, e->folder_id);
     return store_step_done(st, s);
 }
 

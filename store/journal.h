@@ -55,6 +55,8 @@ struct journal_entry {
     int64_t created;
     int attempts;
     char *error;          /* owned, may be NULL */
+    enum store_kind kind; /* the kind of folder it acts in (0 on add: from folder_id) */
+    char *href;           /* DAV: the resource it acts on; owned, may be NULL */
 };
 
 void journal_entry_clear(struct journal_entry *e);
@@ -65,8 +67,10 @@ const char *journal_op_name(enum journal_op op);
 enum store_status journal_add(struct store *st, const struct journal_entry *e,
                               int64_t *id_out);
 enum store_status journal_get(struct store *st, int64_t id, struct journal_entry *out);
-/* The first entry after `after_id` that is queued or in flight. */
-enum store_status journal_next(struct store *st, int64_t after_id, struct journal_entry *out);
+/* The first entry after `after_id` that is queued or in flight, among the
+ * kinds in kind_mask (bit 1 << kind; ~0u for all). */
+enum store_status journal_next(struct store *st, int64_t after_id, unsigned kind_mask,
+                               struct journal_entry *out);
 /* Write back state, uid, uidvalidity, src, hint, message_id, size, attempts,
  * error, op and arg of e. */
 enum store_status journal_update(struct store *st, const struct journal_entry *e);

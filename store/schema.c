@@ -85,6 +85,20 @@ static const char *const migrations[] = {
     "ALTER TABLE items ADD COLUMN staged INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE items ADD COLUMN error TEXT;"
     "ALTER TABLE folders ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;",
+
+    /* 5: groupware items (DAV href and ETag), the full size of messages kept
+     * in part, where a conflict copy came from, collection names and the
+     * default collection, and which protocol a journal entry is for. */
+    "ALTER TABLE items ADD COLUMN href TEXT;"
+    "ALTER TABLE items ADD COLUMN etag TEXT;"
+    "ALTER TABLE items ADD COLUMN full_size INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE items ADD COLUMN origin TEXT;"
+    "CREATE UNIQUE INDEX items_href ON items(folder_id, href) WHERE href IS NOT NULL;"
+    "ALTER TABLE folders ADD COLUMN display_name TEXT;"
+    "ALTER TABLE folders ADD COLUMN ctag TEXT;"
+    "ALTER TABLE folders ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE journal ADD COLUMN kind INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE journal ADD COLUMN href TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))

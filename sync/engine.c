@@ -36,14 +36,29 @@ struct folder_progress {
     char *error; /* owned; the last sync's failure */
 };
 
+/* One protocol of the account and its connection's fortunes. */
+struct slot {
+    struct sync_driver *d;  /* owned */
+    unsigned kinds;         /* store kinds it syncs (bits 1 << kind) */
+    int64_t backoff;        /* ms; 0 after a good pass */
+    int64_t next_attempt;   /* monotonic ms of the next connect attempt */
+    char *error;            /* why it is not connected; owned, NULL when fine */
+};
+
+#define MAX_SLOTS 3
+
 struct sync {
     struct sync_options opt;
     struct imap_config imap;        /* opt.imap with our cancel flag */
     struct store *st;               /* owned; used by the sync thread only */
     struct sync_host host;
-    struct sync_driver *drivers[1]; /* owned */
-    size_t ndrivers;
+    struct slot slots[MAX_SLOTS];
+    size_t nslots;
     atomic_bool stop;
+    atomic_bool offline;            /* no network at all */
+    atomic_bool reconnect;          /* back online: forget the backoff */
+    atomic_int_fast64_t hint;       /* a folder the user just opened, 0 none */
+    int64_t first_folder;           /* the folder opened last in the previous session */
     int wake_fd;                    /* eventfd */
     pthread_t thread;
     bool running;
@@ -158,8 +173,18 @@ sync_new(const struct sync_options *o, struct sync **out, char **err)
         /* Stopping must interrupt a connect or a stalled server at once. */
         s->imap = *o->imap;
         s->imap.cancel = &s->stop;
-        s->drivers[s->ndrivers++] = imap_sync_new(&s->imap, s->st, &s->host);
+        struct slot *sl = &s->slots[s->nslots++];
+        sl->d = imap_sync_new(&s->imap, s->st, &s->host);
+        sl->kinds = 1u << STORE_KIND_MAIL;
     }
+    char *v = NULL;
+    if (store_meta_get(s->st, "mode", &v) == STORE_OK && strcmp(v, "offline") == 0)
+        atomic_store(&s->offline, true);
+    free(v);
+    v = NULL;
+    if (store_meta_get(s->st, "last_opened", &v) == STORE_OK)
+        s->first_folder = strtoll(v, NULL, 10);
+    free(v);
     *out = s;
     return 0;
 }
@@ -170,8 +195,10 @@ sync_free(struct sync *s)
     if (!s)
         return;
     sync_stop(s);
-    for (size_t i = 0; i < s->ndrivers; i++)
-        s->drivers[i]->ops->free(s->drivers[i]);
+    for (size_t i = 0; i < s->nslots; i++) {
+        s->slots[i].d->ops->free(s->slots[i].d);
+        free(s->slots[i].error);
+    }
     store_close(s->st);
     close(s->wake_fd);
     for (size_t i = 0; i < s->nprog; i++)
@@ -236,26 +263,46 @@ resolve_path(struct store *st, const char *path, int64_t *id)
 struct folder_ids {
     int64_t *v;
     size_t n, alloc;
-    int64_t first; /* INBOX goes first */
+    unsigned kinds;
 };
 
 static int
 collect_folder(void *ctx, const struct store_folder *f)
 {
     struct folder_ids *ids = ctx;
-    if (!f->selectable || !f->server_name)
+    if (!f->selectable || !f->server_name || f->local_only || !(ids->kinds & (1u << f->kind)))
         return 0;
     if (ids->n == ids->alloc) {
         ids->alloc = ids->alloc ? ids->alloc * 2 : 16;
         ids->v = xrealloc(ids->v, ids->alloc * sizeof *ids->v);
     }
-    if (strcmp(f->server_name, "INBOX") == 0 && ids->n > 0) {
-        ids->v[ids->n++] = ids->v[0];
-        ids->v[0] = f->id;
-    } else {
-        ids->v[ids->n++] = f->id;
-    }
+    ids->v[ids->n++] = f->id;
     return 0;
+}
+
+/* Move folder `id` to position `pos` of the list if it is there (at or after
+ * pos). */
+static void
+bring_forward(struct folder_ids *ids, size_t pos, int64_t id)
+{
+    for (size_t k = pos; k < ids->n; k++) {
+        if (ids->v[k] != id)
+            continue;
+        memmove(ids->v + pos + 1, ids->v + pos, (k - pos) * sizeof *ids->v);
+        ids->v[pos] = id;
+        return;
+    }
+}
+
+static int64_t
+inbox_folder(struct store *st)
+{
+    struct store_folder f;
+    if (store_folder_by_server_name(st, STORE_KIND_MAIL, "INBOX", &f) != STORE_OK)
+        return 0;
+    int64_t id = f.id;
+    store_folder_clear(&f);
+    return id;
 }
 
 static void
@@ -277,71 +324,77 @@ sync_one_folder(struct sync *s, struct sync_driver *d, int64_t fid, struct sync_
     p->active = true;
     p->done = p->total = 0;
     pthread_mutex_unlock(&s->lock);
+    sync_error_clear(err);
     int r = d->ops->sync_folder(d, fid, err);
     record_folder_result(s, fid, r < 0 ? err : NULL);
     return r;
 }
 
-/* One pass: every folder that may have changed (or only `only`, forced). */
+/* One pass of one protocol: local changes first (the folder sync must not
+ * undo them), then the folder list, then every folder that may have changed
+ * (or only `only`, forced) — the one the user opened first, then the one
+ * opened last time, then INBOX, then the rest. */
 static int
-run_pass(struct sync *s, int64_t only, struct sync_error *err)
+run_pass(struct sync *s, struct slot *sl, int64_t only, struct sync_error *err)
 {
+    struct sync_driver *d = sl->d;
     sync_error_clear(err);
-    int result = 0;
-    for (size_t i = 0; i < s->ndrivers; i++) {
-        struct sync_driver *d = s->drivers[i];
-        if (!d->ops->connected(d) && d->ops->connect(d, err) < 0)
-            return -1;
-        /* Local changes first: the folder sync must not undo them. */
-        if (d->ops->push(d, err) < 0)
-            return -1;
-        if (d->ops->list(d, err) < 0)
-            return -1;
-        struct folder_ids ids = {0};
-        if (store_folder_each(s->st, STORE_KIND_MAIL, collect_folder, &ids) != STORE_OK) {
-            sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
-                           "reading folders: %s", store_errmsg(s->st));
-            free(ids.v);
-            return -1;
-        }
-        for (size_t k = 0; k < ids.n && !atomic_load(&s->stop); k++) {
-            int64_t fid = ids.v[k];
-            if (only > 0 && fid != only)
-                continue;
-            if (only <= 0) {
-                struct store_folder f;
-                if (store_folder_get(s->st, fid, &f) != STORE_OK)
-                    continue;
-                bool changed = d->ops->maybe_changed(d, &f);
-                store_folder_clear(&f);
-                if (!changed)
-                    continue;
-            }
-            struct sync_error ferr;
-            sync_error_clear(&ferr);
-            if (sync_one_folder(s, d, fid, &ferr) < 0) {
-                log_warn("sync: %s", ferr.msg);
-                if (ferr.scope == SYNC_SCOPE_ACCOUNT) {
-                    *err = ferr;
-                    free(ids.v);
-                    return -1;
-                }
-                if (result == 0) {
-                    *err = ferr;
-                    result = -1;
-                }
-            }
-        }
+    if (d->ops->push(d, err) < 0 || d->ops->list(d, err) < 0)
+        return -1;
+    struct folder_ids ids = {.kinds = sl->kinds};
+    if (store_folder_each(s->st, 0, collect_folder, &ids) != STORE_OK) {
+        sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
+                       "reading folders: %s", store_errmsg(s->st));
         free(ids.v);
+        return -1;
     }
+    int64_t inbox = inbox_folder(s->st);
+    if (inbox)
+        bring_forward(&ids, 0, inbox);
+    if (s->first_folder)
+        bring_forward(&ids, 0, s->first_folder);
+    int result = 0;
+    for (size_t k = 0; k < ids.n && !atomic_load(&s->stop) && !atomic_load(&s->offline);
+         k++) {
+        /* A folder opened meanwhile goes next. */
+        int64_t hint = atomic_exchange(&s->hint, 0);
+        if (hint)
+            bring_forward(&ids, k, hint);
+        int64_t fid = ids.v[k];
+        if (only > 0 && fid != only)
+            continue;
+        if (only <= 0) {
+            struct store_folder f;
+            if (store_folder_get(s->st, fid, &f) != STORE_OK)
+                continue;
+            bool changed = d->ops->maybe_changed(d, &f);
+            store_folder_clear(&f);
+            if (!changed)
+                continue;
+        }
+        struct sync_error ferr;
+        if (sync_one_folder(s, d, fid, &ferr) < 0) {
+            log_warn("sync: %s", ferr.msg);
+            if (ferr.scope == SYNC_SCOPE_ACCOUNT) {
+                *err = ferr;
+                free(ids.v);
+                return -1;
+            }
+            if (result == 0) {
+                *err = ferr;
+                result = -1;
+            }
+        }
+    }
+    free(ids.v);
     return result;
 }
 
 int
 sync_check(struct sync *s, struct sync_error *err)
 {
-    for (size_t i = 0; i < s->ndrivers; i++) {
-        struct sync_driver *d = s->drivers[i];
+    for (size_t i = 0; i < s->nslots; i++) {
+        struct sync_driver *d = s->slots[i].d;
         if (!d->ops->connected(d) && d->ops->connect(d, err) < 0)
             return -1;
     }
@@ -352,11 +405,16 @@ int
 sync_once(struct sync *s, const char *folder_path, struct sync_error *err)
 {
     sync_error_clear(err);
+    if (atomic_load(&s->offline)) {
+        sync_error_set(err, SYNC_ERR_CANCELLED, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_NEVER,
+                       "the account is offline; `mailfs online ACCOUNT` brings it back");
+        return -1;
+    }
     int64_t only = REQ_ALL;
     if (folder_path && folder_path[0]) {
         /* The folder list may be new: list first, then resolve. */
-        for (size_t i = 0; i < s->ndrivers; i++) {
-            struct sync_driver *d = s->drivers[i];
+        for (size_t i = 0; i < s->nslots; i++) {
+            struct sync_driver *d = s->slots[i].d;
             if ((!d->ops->connected(d) && d->ops->connect(d, err) < 0) ||
                 d->ops->list(d, err) < 0)
                 return -1;
@@ -367,9 +425,16 @@ sync_once(struct sync *s, const char *folder_path, struct sync_error *err)
             return -1;
         }
     }
-    int r = run_pass(s, only, err);
-    for (size_t i = 0; i < s->ndrivers; i++)
-        s->drivers[i]->ops->disconnect(s->drivers[i]);
+    int r = 0;
+    for (size_t i = 0; i < s->nslots && r == 0; i++) {
+        struct sync_driver *d = s->slots[i].d;
+        if (!d->ops->connected(d) && d->ops->connect(d, err) < 0)
+            r = -1;
+        else
+            r = run_pass(s, &s->slots[i], only, err);
+    }
+    for (size_t i = 0; i < s->nslots; i++)
+        s->slots[i].d->ops->disconnect(s->slots[i].d);
     return r;
 }
 
@@ -397,14 +462,75 @@ complete_requests(struct sync *s, uint64_t gen, int rc, const char *msg)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The root's user.mailfs.connection, from every protocol's state. */
+static void
+update_conn_state(struct sync *s)
+{
+    if (atomic_load(&s->offline)) {
+        set_conn_state(s, "offline");
+        return;
+    }
+    for (size_t i = 0; i < s->nslots; i++) {
+        struct slot *sl = &s->slots[i];
+        if (sl->d->ops->connected(sl->d))
+            continue;
+        int64_t in = (sl->next_attempt - util_now_ms() + 999) / 1000;
+        if (sl->error && in > 0)
+            set_conn_state(s, "reconnecting in %lld s: %s", (long long)in, sl->error);
+        else if (sl->error)
+            set_conn_state(s, "reconnecting: %s", sl->error);
+        else
+            set_conn_state(s, "connecting");
+        return;
+    }
+    set_conn_state(s, "connected");
+}
+
+/* A protocol's connection failed or broke: back off before trying again. */
+static void
+slot_failed(struct sync *s, struct slot *sl, const struct sync_error *err)
+{
+    sl->d->ops->disconnect(sl->d);
+    if (err->retry == SYNC_RETRY_NEVER)
+        sl->backoff = BACKOFF_NEVER_MS;
+    else
+        sl->backoff = sl->backoff ? sl->backoff * 2 : BACKOFF_MIN_MS;
+    if (sl->backoff > BACKOFF_MAX_MS && err->retry != SYNC_RETRY_NEVER)
+        sl->backoff = BACKOFF_MAX_MS;
+    sl->next_attempt = util_now_ms() + sl->backoff;
+    free(sl->error);
+    sl->error = xstrdup(err->msg);
+    log_warn("%s (retrying in %lld s)", err->msg, (long long)(sl->backoff / 1000));
+    update_conn_state(s);
+}
+
+/* Wait for something to do: the server's push (IDLE) on the one protocol
+ * that has it, a wake-up, or the time. Returns the driver's answer (1 with
+ * *fid when a folder changed) and which slot answered. */
+static int
+wait_for_work(struct sync *s, int timeout_ms, struct slot **who, int64_t *fid,
+              struct sync_error *err)
+{
+    *who = NULL;
+    for (size_t i = 0; i < s->nslots; i++) {
+        struct slot *sl = &s->slots[i];
+        if (sl->d->ops->connected(sl->d) && sl->d->ops->wait) {
+            *who = sl;
+            return sl->d->ops->wait(sl->d, s->wake_fd, timeout_ms, fid, err);
+        }
+    }
+    struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    return n > 0 ? 2 : 0;
+}
+
 static void *
 thread_main(void *arg)
 {
     struct sync *s = arg;
-    int64_t backoff = 0, next_attempt = 0, last_pass = 0;
+    int64_t last_pass = 0;
     bool pass_due = true;
     struct sync_error err;
-    struct sync_driver *d = s->ndrivers ? s->drivers[0] : NULL;
 
     while (!atomic_load(&s->stop)) {
         pthread_mutex_lock(&s->lock);
@@ -413,90 +539,118 @@ thread_main(void *arg)
         int64_t folder = s->req_folder;
         s->req_folder = REQ_NONE;
         pthread_mutex_unlock(&s->lock);
-        if (!d) {
-            /* No protocol configured (yet): nothing to sync. */
-            complete_requests(s, gen, 0, NULL);
+
+        if (atomic_load(&s->offline) || s->nslots == 0) {
+            /* No network at all: everything works from the store. */
+            for (size_t i = 0; i < s->nslots; i++) {
+                s->slots[i].d->ops->disconnect(s->slots[i].d);
+                s->slots[i].backoff = 0;
+                s->slots[i].next_attempt = 0;
+            }
+            update_conn_state(s);
+            complete_requests(s, gen, s->nslots ? -1 : 0,
+                              s->nslots ? "the account is offline" : NULL);
             struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
-            poll(&p, 1, 1000);
+            poll(&p, 1, -1);
             drain_wake(s);
+            pass_due = true; /* back online: catch up at once */
             continue;
         }
 
-        if (!d->ops->connected(d)) {
-            int64_t now = util_now_ms();
-            if (now < next_attempt && !requested) {
-                int64_t fid;
-                d->ops->wait(d, s->wake_fd, (int)(next_attempt - now), &fid, &err);
-                drain_wake(s);
+        if (atomic_exchange(&s->reconnect, false))
+            for (size_t i = 0; i < s->nslots; i++) {
+                s->slots[i].next_attempt = 0;
+                s->slots[i].backoff = 0;
+            }
+        /* Connect what is due (or asked for). */
+        int64_t now = util_now_ms(), next_try = INT64_MAX;
+        bool any = false;
+        for (size_t i = 0; i < s->nslots; i++) {
+            struct slot *sl = &s->slots[i];
+            if (sl->d->ops->connected(sl->d)) {
+                any = true;
+                continue;
+            }
+            if (now < sl->next_attempt && !requested) {
+                if (sl->next_attempt < next_try)
+                    next_try = sl->next_attempt;
                 continue;
             }
             set_conn_state(s, "connecting");
-            if (d->ops->connect(d, &err) < 0) {
+            if (sl->d->ops->connect(sl->d, &err) < 0) {
                 if (err.code == SYNC_ERR_CANCELLED)
-                    break;
-                backoff = err.retry == SYNC_RETRY_NEVER
-                              ? BACKOFF_NEVER_MS
-                              : (backoff ? backoff * 2 : BACKOFF_MIN_MS);
-                if (backoff > BACKOFF_MAX_MS && err.retry != SYNC_RETRY_NEVER)
-                    backoff = BACKOFF_MAX_MS;
-                next_attempt = util_now_ms() + backoff;
-                set_conn_state(s, "reconnecting in %lld s: %s", (long long)(backoff / 1000),
-                               err.msg);
-                log_warn("%s (retrying in %lld s)", err.msg, (long long)(backoff / 1000));
-                complete_requests(s, gen, -1, err.msg);
+                    goto out;
+                slot_failed(s, sl, &err);
+                if (sl->next_attempt < next_try)
+                    next_try = sl->next_attempt;
                 continue;
             }
-            set_conn_state(s, "connected");
-            log_info("connected");
+            free(sl->error);
+            sl->error = NULL;
+            log_info("connected (%s)", sl->d->ops->name);
+            any = true;
             pass_due = true;
         }
-
-        if (!pass_due && !requested && d->ops->push(d, &err) < 0) {
-            if (err.code == SYNC_ERR_CANCELLED)
-                break;
-            log_warn("sending local changes: %s", err.msg);
-            d->ops->disconnect(d);
-            set_conn_state(s, "reconnecting: %s", err.msg);
-            next_attempt = util_now_ms() + BACKOFF_MIN_MS;
+        update_conn_state(s);
+        if (!any) {
+            complete_requests(s, gen, -1, s->slots[0].error ? s->slots[0].error
+                                                             : "cannot connect");
+            int64_t ms = next_try == INT64_MAX ? 1000 : next_try - util_now_ms();
+            struct slot *who;
+            int64_t fid;
+            if (ms > 0 && wait_for_work(s, (int)ms, &who, &fid, &err) == 2)
+                drain_wake(s);
             continue;
         }
 
         if (pass_due || requested) {
             int64_t only = requested && folder > 0 ? folder : REQ_ALL;
-            int r = run_pass(s, only, &err);
-            if (r == 0 || err.scope != SYNC_SCOPE_ACCOUNT) {
-                last_pass = util_now_ms();
-                pass_due = false;
+            int result = 0;
+            char *msg = NULL;
+            for (size_t i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (!sl->d->ops->connected(sl->d))
+                    continue;
+                int r = run_pass(s, sl, only, &err);
+                if (r < 0 && err.code == SYNC_ERR_CANCELLED)
+                    goto out;
+                if (r < 0 && !msg)
+                    msg = xstrdup(err.msg);
+                if (r < 0)
+                    result = -1;
+                if (r < 0 && err.scope == SYNC_SCOPE_ACCOUNT)
+                    slot_failed(s, sl, &err); /* a pass that keeps failing must not spin */
+                else if (r == 0)
+                    sl->backoff = 0;
             }
-            complete_requests(s, gen, r, r < 0 ? err.msg : NULL);
-            if (r < 0 && err.scope == SYNC_SCOPE_ACCOUNT) {
-                if (err.code == SYNC_ERR_CANCELLED)
-                    break;
-                /* A pass that keeps failing (a server that breaks the
-                 * connection on one message) must not spin. */
-                backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
-                if (backoff > BACKOFF_MAX_MS)
-                    backoff = BACKOFF_MAX_MS;
-                log_warn("sync interrupted: %s (retrying in %lld s)", err.msg,
-                         (long long)(backoff / 1000));
-                d->ops->disconnect(d);
-                set_conn_state(s, "reconnecting in %lld s: %s", (long long)(backoff / 1000),
-                               err.msg);
-                next_attempt = util_now_ms() + backoff;
-                continue;
-            }
-            if (r == 0)
-                backoff = 0;
+            last_pass = util_now_ms();
+            pass_due = false;
+            complete_requests(s, gen, result, msg);
+            free(msg);
             continue; /* requests may have come in meanwhile */
         }
 
+        /* Local changes go out as soon as they are made. */
+        for (size_t i = 0; i < s->nslots; i++) {
+            struct slot *sl = &s->slots[i];
+            if (sl->d->ops->connected(sl->d) && sl->d->ops->push(sl->d, &err) < 0) {
+                if (err.code == SYNC_ERR_CANCELLED)
+                    goto out;
+                log_warn("sending local changes: %s", err.msg);
+                slot_failed(s, sl, &err);
+            }
+        }
+
         int64_t wait_ms = last_pass + (int64_t)s->opt.poll_seconds * 1000 - util_now_ms();
+        if (next_try != INT64_MAX && next_try - util_now_ms() < wait_ms)
+            wait_ms = next_try - util_now_ms(); /* time to reconnect something */
         if (wait_ms <= 0) {
-            pass_due = true;
+            pass_due = next_try == INT64_MAX || wait_ms <= 0;
             continue;
         }
+        struct slot *who = NULL;
         int64_t fid = 0;
-        int w = d->ops->wait(d, s->wake_fd, (int)wait_ms, &fid, &err);
+        int w = wait_for_work(s, (int)wait_ms, &who, &fid, &err);
         if (w == 2) {
             /* Let a burst of local changes settle (a shell redirect closes
              * twice, cp -r writes many files) so they go out together. */
@@ -510,33 +664,54 @@ thread_main(void *arg)
             continue;
         }
         if (w == 0) {
-            pass_due = true;
+            if (util_now_ms() >= last_pass + (int64_t)s->opt.poll_seconds * 1000)
+                pass_due = true;
             continue;
         }
-        if (w == 1) {
+        if (w == 1 && who) {
             struct sync_error ferr;
-            if (sync_one_folder(s, d, fid, &ferr) < 0) {
+            if (sync_one_folder(s, who->d, fid, &ferr) < 0) {
                 log_warn("sync: %s", ferr.msg);
-                if (ferr.scope == SYNC_SCOPE_ACCOUNT) {
-                    d->ops->disconnect(d);
-                    set_conn_state(s, "reconnecting: %s", ferr.msg);
-                    next_attempt = util_now_ms() + BACKOFF_MIN_MS;
-                }
+                if (ferr.code == SYNC_ERR_CANCELLED)
+                    goto out;
+                if (ferr.scope == SYNC_SCOPE_ACCOUNT)
+                    slot_failed(s, who, &ferr);
             }
             continue;
         }
         /* w < 0: the connection broke while waiting. */
         if (err.code == SYNC_ERR_CANCELLED)
             break;
-        log_warn("connection lost: %s", err.msg);
-        d->ops->disconnect(d);
-        set_conn_state(s, "reconnecting: %s", err.msg);
-        next_attempt = util_now_ms() + BACKOFF_MIN_MS;
+        if (who)
+            slot_failed(s, who, &err);
     }
-    if (d)
-        d->ops->disconnect(d);
+out:
+    for (size_t i = 0; i < s->nslots; i++)
+        s->slots[i].d->ops->disconnect(s->slots[i].d);
     complete_requests(s, UINT64_MAX, -1, "the mount is shutting down");
     return NULL;
+}
+
+void
+sync_set_offline(struct sync *s, bool offline)
+{
+    atomic_store(&s->offline, offline);
+    if (!offline)
+        atomic_store(&s->reconnect, true); /* at once, whatever the backoff said */
+    set_conn_state(s, offline ? "offline" : "connecting");
+    sync_kick(s);
+}
+
+bool
+sync_is_offline(struct sync *s)
+{
+    return atomic_load(&s->offline);
+}
+
+void
+sync_hint_folder(struct sync *s, int64_t folder_id)
+{
+    atomic_store(&s->hint, folder_id);
 }
 
 int
@@ -607,6 +782,10 @@ sync_now(struct sync *s, const char *folder_path, int timeout_ms, char **msg)
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
+    }
+    if (atomic_load(&s->offline)) {
+        *msg = xstrdup("the account is offline; `mailfs online` brings it back");
+        return -1;
     }
     int rc = 0;
     pthread_mutex_lock(&s->lock);

@@ -22,6 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The journal entries this driver sends. */
+#define MAIL_KINDS JOURNAL_BIT(STORE_KIND_MAIL)
+
 /* One pipelined batch of uploads: at most this many, or this many bytes. */
 #define UPLOAD_BATCH 100
 #define UPLOAD_BATCH_BYTES (32u << 20)
@@ -374,7 +377,7 @@ push_deletes(struct imap_driver *id, struct journal_entry *first, int64_t *after
     memset(first, 0, sizeof *first);
     for (;;) {
         struct journal_entry e;
-        if (journal_next(st, batch[n - 1].id, &e) != STORE_OK)
+        if (journal_next(st, batch[n - 1].id, MAIL_KINDS, &e) != STORE_OK)
             break;
         bool same = e.op == JOURNAL_DELETE && e.src && batch[0].src &&
                     strcmp(e.src, batch[0].src) == 0 && e.uidvalidity == batch[0].uidvalidity &&
@@ -607,7 +610,7 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
         }
         if (n >= UPLOAD_BATCH || bytes >= UPLOAD_BATCH_BYTES)
             break;
-        if (journal_next(st, *after, &e) != STORE_OK)
+        if (journal_next(st, *after, MAIL_KINDS, &e) != STORE_OK)
             break;
         if (e.op != JOURNAL_APPEND && e.op != JOURNAL_REPLACE) {
             journal_entry_clear(&e);
@@ -1012,7 +1015,7 @@ push_flags(struct imap_driver *id, struct journal_entry *first, int64_t *after,
     memset(first, 0, sizeof *first);
     for (;;) {
         struct journal_entry e;
-        if (journal_next(st, batch[n - 1].id, &e) != STORE_OK)
+        if (journal_next(st, batch[n - 1].id, MAIL_KINDS, &e) != STORE_OK)
             break;
         bool same = e.op == JOURNAL_FLAGS && e.src && batch[0].src &&
                     strcmp(e.src, batch[0].src) == 0 && e.uid && n < 2000;
@@ -1251,7 +1254,7 @@ imap_push(struct imap_driver *id, struct sync_error *err)
             return -1;
         }
         struct journal_entry e;
-        enum store_status s = journal_next(st, after, &e);
+        enum store_status s = journal_next(st, after, MAIL_KINDS, &e);
         if (s == STORE_NOTFOUND)
             return 0;
         if (s != STORE_OK)

@@ -57,6 +57,14 @@ void sync_kick(struct sync *s);
  * message in *msg (owned by the caller) otherwise. */
 int sync_now(struct sync *s, const char *folder_path, int timeout_ms, char **msg);
 
+/* Offline: no network traffic at all; changes wait in the journal. Going
+ * online reconnects at once and catches up. The caller keeps the setting
+ * (store meta "mode") so it lasts across remounts. */
+void sync_set_offline(struct sync *s, bool offline);
+bool sync_is_offline(struct sync *s);
+/* The user opened this folder: if a pass is under way, it syncs next. */
+void sync_hint_folder(struct sync *s, int64_t folder_id);
+
 /* Status for the mount's attributes and `mailfs status`; strings owned by
  * the caller. */
 char *sync_connection_state(struct sync *s);

@@ -76,7 +76,7 @@ ops(void)
     char buf[512] = "";
     int64_t after = 0;
     struct journal_entry e;
-    while (journal_next(st, after, &e) == STORE_OK) {
+    while (journal_next(st, after, ~0u, &e) == STORE_OK) {
         if (buf[0])
             strcat(buf, ",");
         strcat(buf, journal_op_name(e.op));
@@ -98,7 +98,7 @@ first_entry(void)
 {
     struct journal_entry e;
     memset(&e, 0, sizeof e);
-    CHECK(journal_next(st, 0, &e) == STORE_OK);
+    CHECK(journal_next(st, 0, ~0u, &e) == STORE_OK);
     return e;
 }
 
@@ -228,7 +228,7 @@ test_delete_during_upload_waits_for_the_uid(void)
     /* The upload completes with UID 77: the delete learns it. */
     CHECK(journal_fill_uid(st, id, "INBOX", 77, 1) == STORE_OK);
     struct journal_entry del;
-    CHECK(journal_next(st, up.id, &del) == STORE_OK);
+    CHECK(journal_next(st, up.id, ~0u, &del) == STORE_OK);
     CHECK(del.op == JOURNAL_DELETE && del.uid == 77 && del.uidvalidity == 1);
     CHECK_STR(del.src, "INBOX");
     journal_entry_clear(&del);
