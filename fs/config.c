@@ -88,14 +88,17 @@ enum key {
     KEY_CAFILE,
     KEY_TLS,
     KEY_POLL,
+    KEY_SYNC_MODE,
     KEY_COUNT
 };
 
 static const char *const key_names[KEY_COUNT] = {
     "imap", "caldav", "carddav", "user", "password_command", "cafile", "tls", "poll",
+    "sync_mode",
 };
 
-#define KEY_LIST "imap, caldav, carddav, user, password_command, cafile, tls, poll"
+#define KEY_LIST                                                                          \
+    "imap, caldav, carddav, user, password_command, cafile, tls, poll, sync_mode"
 
 struct section {
     struct config_account *acct; /* owned until handed out */
@@ -639,6 +642,19 @@ set_key(struct parser *p, int line, enum key k, char *v)
             v);
     case KEY_POLL:
         return check_poll(p, line, v);
+    case KEY_SYNC_MODE:
+        if (strcmp(v, "full") == 0)
+            a->sync_mode = CONFIG_SYNC_FULL;
+        else if (strcmp(v, "headers") == 0)
+            a->sync_mode = CONFIG_SYNC_HEADERS;
+        else if (strcmp(v, "off") == 0)
+            a->sync_mode = CONFIG_SYNC_OFF;
+        else
+            return fail(p, line,
+                        "sync_mode = %.40s is not a mode; write full, headers or off (the "
+                        "mode of mail folders other than Inbox that have none of their own)",
+                        v);
+        return 0;
     case KEY_COUNT:
         break;
     }

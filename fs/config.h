@@ -13,6 +13,14 @@ enum config_tls {
     CONFIG_TLS_NONE,     /* tls = none: plain imap:// (same machine only) */
 };
 
+/* sync_mode: the mode of mail folders other than Inbox that have none set
+ * with user.sync.mode. */
+enum config_sync_mode {
+    CONFIG_SYNC_HEADERS = 0, /* default (DESIGN section 4) */
+    CONFIG_SYNC_FULL,
+    CONFIG_SYNC_OFF,
+};
+
 struct config_account {
     char *name;             /* [account NAME]; owned */
     char *file;             /* the config file it came from; owned */
@@ -24,7 +32,8 @@ struct config_account {
     char *password_command; /* run by /bin/sh -c; owned */
     char *cafile;           /* absolute path or NULL */
     enum config_tls tls;
-    int poll;               /* seconds between polls, default 60, 5..86400 */
+    int poll;               /* seconds between polls, default 60, 1..86400 */
+    enum config_sync_mode sync_mode;
 };
 
 /* The default config path ($XDG_CONFIG_HOME/mailfs/config or

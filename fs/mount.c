@@ -60,6 +60,9 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     m.uid = getuid();
     m.gid = getgid();
     m.mount_time = util_now();
+    m.mail_default = acct->sync_mode == CONFIG_SYNC_FULL  ? STORE_MODE_FULL
+                     : acct->sync_mode == CONFIG_SYNC_OFF ? STORE_MODE_OFF
+                                                          : STORE_MODE_HEADERS;
     int rc = 1;
     int lock_fd = -1;
     char *err = NULL;
@@ -88,6 +91,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
         .store_dir = m.store_dir,
         .imap = acct->imap ? &imap : NULL,
         .poll_seconds = acct->poll,
+        .mail_default = m.mail_default,
         .on_change = mount_on_change,
         .on_change_ctx = &m,
     };
@@ -105,6 +109,12 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     if (sync_new(&so, &m.sync, &err) < 0 || sync_prepare_store(m.sync, &err) < 0) {
         fprintf(stderr, "mailfs: %s\n", err);
         goto out;
+    }
+    /* For `mailfs status` without the config. */
+    struct store *st2;
+    if (store_open(m.store_dir, 0, &st2, &err) == STORE_OK) {
+        store_meta_set(st2, "sync_mode", mount_mode_name(m.mail_default));
+        store_close(st2);
     }
     /* Check that FUSE threads can open the store too (a damaged file is
      * reported here, not as EIO later). */

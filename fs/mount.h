@@ -21,6 +21,7 @@ struct mount {
     struct sync *sync;            /* owned; NULL until started */
     struct fuse_session *se;      /* owned */
     uid_t uid;                    /* the mounting user: owner of every node */
+    enum store_mode mail_default; /* config sync_mode */
     gid_t gid;
     int64_t mount_time;           /* mtime of directories */
     bool no_open;                 /* the kernel skips open/release */
@@ -41,6 +42,10 @@ extern const struct fuse_lowlevel_ops mount_ops;
 /* The calling FUSE thread's store connection, opened on first use; NULL
  * after logging why it could not be opened. */
 struct store *mount_store(struct mount *m);
+/* "full", "headers" or "off". */
+const char *mount_mode_name(enum store_mode mode);
+/* The account is online (not offline; connected or trying to be). */
+bool mount_online(struct mount *m);
 /* The user looked into a folder: it syncs next if a pass is under way. */
 void mount_opened(struct mount *m, int64_t folder_id);
 /* errno for a store status (EIO when nothing more precise fits). */

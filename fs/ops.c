@@ -107,6 +107,25 @@ mount_fill_entry(struct fuse_entry_param *e)
     e->entry_timeout = CACHE_TIMEOUT;
 }
 
+/* How long a read of a message kept in part waits for the whole one. */
+#define FETCH_WHOLE_WAIT_MS 5000
+
+bool
+mount_online(struct mount *m)
+{
+    return m->sync && !sync_is_offline(m->sync);
+}
+
+/* The size a file shows. A message kept in part shows its whole size while
+ * online (reading it fetches the whole message, so cat, cp and stat agree)
+ * and the size of the part kept here while offline (that is what reading
+ * gives then). Switching modes drops the kernel's cached sizes. */
+static int64_t
+item_size(struct mount *m, bool partial, int64_t size, int64_t full_size)
+{
+    return partial && full_size > size && mount_online(m) ? full_size : size;
+}
+
 static bool
 is_dir_ino(fuse_ino_t ino)
 {
@@ -166,7 +185,9 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     s = fid == 0 ? STORE_NOTFOUND : store_item_lookup(st, fid, name, &it);
     if (s == STORE_OK) {
         e.ino = store_ino_item(it.id);
-        mount_file_attr(m, e.ino, it.size, it.date, &e.attr);
+        mount_file_attr(m, e.ino, item_size(m, it.state == STORE_ITEM_PARTIAL, it.size,
+                                            it.full_size),
+                        it.date, &e.attr);
         fuse_reply_entry(req, &e);
         return;
     }
@@ -215,7 +236,7 @@ node_attr(struct mount *m, struct store *st, fuse_ino_t ino, struct stat *sb)
         return mount_errno(s);
     /* Bytes written but not yet committed count: the kernel must not see
      * the file shrink under a writer. */
-    int64_t size = it.size;
+    int64_t size = item_size(m, it.state == STORE_ITEM_PARTIAL, it.size, it.full_size);
     write_draft_size(m, ino, &size);
     mount_file_attr(m, ino, size, it.date, sb);
     return 0;
@@ -289,7 +310,8 @@ dir_cb(void *ctx, const struct store_dirent *d)
     if (d->is_dir)
         mount_dir_attr(df->m, d->ino, &sb);
     else
-        mount_file_attr(df->m, d->ino, d->size, d->date, &sb);
+        mount_file_attr(df->m, d->ino, item_size(df->m, d->partial, d->size, d->full_size),
+                        d->date, &sb);
     return add_entry(df, d->name, &sb, d->ino, true) ? 0 : 1;
 }
 
@@ -377,8 +399,16 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
         return;
     }
     int fd = write_draft_fd(m, ino);
+    bool partial = false;
     if (fd < 0)
-        fd = store_content_open(st, store_ino_id(ino));
+        fd = store_content_open_any(st, store_ino_id(ino), &partial);
+    if (fd >= 0 && partial && mount_online(m)) {
+        /* Read while online: fetch it whole (once, then kept), waiting a
+         * few seconds at most; else the part kept here is what there is. */
+        close(fd);
+        sync_fetch_whole(m->sync, store_ino_id(ino), FETCH_WHOLE_WAIT_MS);
+        fd = store_content_open_any(st, store_ino_id(ino), &partial);
+    }
     if (fd < 0) {
         log_warn("content of item %lld missing: %s", (long long)store_ino_id(ino),
                  strerror(-fd));
@@ -427,16 +457,16 @@ item_state_name(enum store_item_state s)
     return "synced";
 }
 
-static const char *
-mode_name(const struct store_folder *f)
+const char *
+mount_mode_name(enum store_mode mode)
 {
-    switch (f->mode) {
+    switch (mode) {
     case STORE_MODE_FULL: return "full";
     case STORE_MODE_HEADERS: return "headers";
     case STORE_MODE_OFF: return "off";
     case STORE_MODE_DEFAULT: break;
     }
-    return "full"; /* every folder is downloaded whole until sync modes land */
+    return "full";
 }
 
 /* The value of attribute `name` on node ino, or NULL with *e set. */
@@ -460,7 +490,10 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         }
         char *v = NULL;
         if (strcmp(name, "user.sync.mode") == 0) {
-            v = xstrdup(mode_name(&f));
+            /* Conflicts/ never syncs. */
+            v = xstrdup(f.kind == STORE_KIND_CONFLICTS
+                            ? "off"
+                            : mount_mode_name(store_folder_mode(&f, m->mail_default)));
         } else if (strcmp(name, "user.sync.state") == 0) {
             if (f.kind == STORE_KIND_CONFLICTS)
                 v = xstrdup("idle");

@@ -12,23 +12,12 @@
 #include <string.h>
 
 struct status_ctx {
+    enum store_mode mail_default;
     struct store *st;
     struct sync *sync;
     struct dynbuf *out;
     int64_t conflicts;
 };
-
-static const char *
-mode_word(const struct store_folder *f)
-{
-    switch (f->mode) {
-    case STORE_MODE_FULL: return "full";
-    case STORE_MODE_HEADERS: return "headers";
-    case STORE_MODE_OFF: return "off";
-    case STORE_MODE_DEFAULT: break;
-    }
-    return "full";
-}
 
 /* The folder's path from the root, into out. */
 static void
@@ -83,7 +72,9 @@ one_folder(void *ctx, const struct store_folder *f)
     int64_t items = 0;
     store_item_count(sc->st, f->id, false, &items);
     dynbuf_printf(sc->out, "  %-32s %-8s %7lld items  last sync %-20s pending %-4lld %s\n",
-                  path, f->selectable ? mode_word(f) : "-", (long long)items, last,
+                  path,
+                  f->selectable ? mount_mode_name(store_folder_mode(f, sc->mail_default)) : "-",
+                  (long long)items, last,
                   (long long)pending, state);
     free(state);
     return 0;
@@ -105,7 +96,14 @@ status_text(struct store *st, struct sync *sync, const char *account)
     dynbuf_printf(&out, "account: %s\nmode: %s\nconnection: %s\npending changes: %lld\n"
                         "folders:\n",
                   account, mode, conn, (long long)pending);
-    struct status_ctx sc = {.st = st, .sync = sync, .out = &out};
+    struct status_ctx sc = {.st = st, .sync = sync, .out = &out,
+                            .mail_default = STORE_MODE_HEADERS};
+    char *dm = NULL;
+    if (store_meta_get(st, "sync_mode", &dm) == STORE_OK)
+        sc.mail_default = strcmp(dm, "full") == 0  ? STORE_MODE_FULL
+                          : strcmp(dm, "off") == 0 ? STORE_MODE_OFF
+                                                   : STORE_MODE_HEADERS;
+    free(dm);
     store_folder_each(st, 0, one_folder, &sc);
     dynbuf_printf(&out, "conflicts: %lld\n", (long long)sc.conflicts);
     free(mode);

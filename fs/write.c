@@ -807,6 +807,13 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
 
 /* ---- attributes ---- */
 
+static int
+forget_size(void *ctx, const struct store_item *it)
+{
+    notify_inode_later(store_ino_item(it->id));
+    return 0;
+}
+
 /* Online or offline: kept in the store (it lasts across remounts), then
  * applied. Shared with the control socket. */
 int
@@ -818,8 +825,123 @@ mount_set_mode(struct mount *m, struct store *st, bool offline)
     }
     if (m->sync)
         sync_set_offline(m->sync, offline);
+    /* Messages kept in part show another size now (see item_size). */
+    store_item_each_partial(st, 0, forget_size, NULL);
     log_info("account is now %s", offline ? "offline" : "online");
     return 0;
+}
+
+/* ---- sync modes (user.sync.mode, .recursive) ---- */
+
+static int collect_subfolder(void *ctx, const struct store_dirent *e);
+static bool value_is(const char *value, size_t size, const char *word);
+
+struct mode_ctx {
+    struct store *st;
+    enum store_mode mode;
+    int64_t *ids; /* owned: the folders to set */
+    size_t n, alloc;
+};
+
+static void
+mode_add(struct mode_ctx *mc, int64_t id)
+{
+    if (mc->n == mc->alloc) {
+        mc->alloc = mc->alloc ? mc->alloc * 2 : 16;
+        mc->ids = xrealloc(mc->ids, mc->alloc * sizeof *mc->ids);
+    }
+    mc->ids[mc->n++] = id;
+}
+
+/* The folder and every folder below it that exists now, that the mode fits
+ * (headers only on mail folders; never Conflicts). */
+static void
+mode_collect(struct mode_ctx *mc, int64_t id)
+{
+    struct store_folder f;
+    if (id && store_folder_get(mc->st, id, &f) == STORE_OK) {
+        bool fits = f.kind != STORE_KIND_CONFLICTS &&
+                    (mc->mode != STORE_MODE_HEADERS || f.kind == STORE_KIND_MAIL);
+        store_folder_clear(&f);
+        if (fits)
+            mode_add(mc, id);
+    }
+    struct mode_ctx kids = {.st = mc->st};
+    store_dir_list(mc->st, id, 0, collect_subfolder, &kids);
+    for (size_t i = 0; i < kids.n; i++)
+        mode_collect(mc, kids.ids[i]);
+    free(kids.ids);
+}
+
+static int
+collect_subfolder(void *ctx, const struct store_dirent *e)
+{
+    struct mode_ctx *mc = ctx;
+    if (!e->is_dir)
+        return 1; /* folders come first: the rest are items */
+    mode_add(mc, store_ino_id(e->ino));
+    return 0;
+}
+
+static bool
+parse_mode(const char *value, size_t size, enum store_mode *out)
+{
+    if (value_is(value, size, "full"))
+        *out = STORE_MODE_FULL;
+    else if (value_is(value, size, "headers"))
+        *out = STORE_MODE_HEADERS;
+    else if (value_is(value, size, "off"))
+        *out = STORE_MODE_OFF;
+    else
+        return false;
+    return true;
+}
+
+static int
+set_sync_mode(struct mount *m, fuse_ino_t ino, bool recursive, const char *value,
+              size_t size)
+{
+    struct store *st = mount_store(m);
+    if (!st)
+        return EIO;
+    enum store_mode mode;
+    if (!parse_mode(value, size, &mode))
+        return EINVAL;
+    struct mode_ctx mc = {.st = st, .mode = mode};
+    int e = 0;
+    if (ino == FUSE_ROOT_ID) {
+        if (!recursive)
+            return ENOTSUP; /* the root is not a folder; .recursive covers all */
+        mode_collect(&mc, 0);
+    } else {
+        struct store_folder f;
+        e = dir_folder(st, ino, &f);
+        if (e)
+            return e;
+        if (f.kind == STORE_KIND_CONFLICTS ||
+            (mode == STORE_MODE_HEADERS && f.kind != STORE_KIND_MAIL))
+            e = EINVAL;
+        store_folder_clear(&f);
+        if (e)
+            return e;
+        if (recursive)
+            mode_collect(&mc, f.id);
+        else
+            mode_add(&mc, f.id);
+    }
+    enum store_status s = store_begin(st);
+    for (size_t i = 0; s == STORE_OK && i < mc.n; i++)
+        s = store_folder_set_mode(st, mc.ids[i], mode);
+    if (s == STORE_OK)
+        s = store_commit(st);
+    else
+        store_rollback(st);
+    e = mount_errno(s);
+    /* What the new mode asks to download comes at once. */
+    for (size_t i = 0; !e && m->sync && mode != STORE_MODE_OFF && i < mc.n; i++)
+        sync_request(m->sync, mc.ids[i]);
+    free(mc.ids);
+    return e;
 }
 
 static bool
@@ -841,6 +963,12 @@ write_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
         }
         struct store *st = mount_store(m);
         fuse_reply_err(req, st ? mount_set_mode(m, st, off) : EIO);
+        return;
+    }
+    if (!store_ino_is_item(ino) && (strcmp(name, "user.sync.mode") == 0 ||
+                                    strcmp(name, "user.sync.mode.recursive") == 0)) {
+        fuse_reply_err(req, set_sync_mode(m, ino, strcmp(name, "user.sync.mode") != 0, value,
+                                          size));
         return;
     }
     if (strcmp(name, "user.mail.flags") != 0 || !store_ino_is_item(ino)) {

@@ -19,6 +19,13 @@ store_content_path(const struct store *st, int64_t item_id, char *buf, size_t bu
              (long long)item_id);
 }
 
+static void
+partial_path(const struct store *st, int64_t item_id, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz, "%s/content/%02x/%lld.p", st->dir, (unsigned)(item_id & 0xff),
+             (long long)item_id);
+}
+
 int
 store_content_open(const struct store *st, int64_t item_id)
 {
@@ -29,10 +36,30 @@ store_content_open(const struct store *st, int64_t item_id)
 }
 
 int
-store_content_write(const struct store *st, int64_t item_id, const void *data, size_t len)
+store_content_open_any(const struct store *st, int64_t item_id, bool *partial)
+{
+    *partial = false;
+    int fd = store_content_open(st, item_id);
+    if (fd != -ENOENT)
+        return fd;
+    char path[4096];
+    partial_path(st, item_id, path, sizeof path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    *partial = true;
+    return fd;
+}
+
+int
+store_content_write(const struct store *st, int64_t item_id, bool partial, const void *data,
+                    size_t len)
 {
     char path[4096];
-    store_content_path(st, item_id, path, sizeof path);
+    if (partial)
+        partial_path(st, item_id, path, sizeof path);
+    else
+        store_content_path(st, item_id, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno == ENOENT) {
         /* First item in this bucket. */
@@ -58,6 +85,9 @@ store_content_unlink(const struct store *st, int64_t item_id)
 {
     char path[4096];
     store_content_path(st, item_id, path, sizeof path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    partial_path(st, item_id, path, sizeof path);
     if (unlink(path) < 0 && errno != ENOENT)
         return -errno;
     return 0;
@@ -109,7 +139,13 @@ store_content_replace(const struct store *st, int64_t item_id, const void *data,
         r = -errno;
     if (r == 0 && rename(tmp, to) < 0)
         r = -errno;
-    if (r < 0)
+    if (r < 0) {
         unlink(tmp);
-    return r;
+        return r;
+    }
+    /* Whole now: the partial file goes (after, so a reader never finds none). */
+    char part[4096];
+    partial_path(st, item_id, part, sizeof part);
+    unlink(part);
+    return 0;
 }

@@ -399,3 +399,26 @@ store_folder_is_empty(struct store *st, int64_t id, bool *empty)
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(st, rc);
 }
+
+enum store_status
+store_folder_set_mode(struct store *st, int64_t id, enum store_mode mode)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE folders SET mode = ?2 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, mode);
+    return store_step_done(st, s);
+}
+
+enum store_mode
+store_folder_mode(const struct store_folder *f, enum store_mode mail_default)
+{
+    if (f->mode != STORE_MODE_DEFAULT)
+        return f->mode;
+    if (f->kind != STORE_KIND_MAIL)
+        return STORE_MODE_FULL;
+    if (f->parent_id == 0 && f->server_name && strcmp(f->server_name, "INBOX") == 0)
+        return STORE_MODE_FULL;
+    return mail_default == STORE_MODE_DEFAULT ? STORE_MODE_HEADERS : mail_default;
+}

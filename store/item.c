@@ -20,6 +20,7 @@ read_item(sqlite3_stmt *s, struct store_item *it)
     it->state = (enum store_item_state)sqlite3_column_int(s, 6);
     it->has_content = sqlite3_column_int(s, 7) != 0;
     snprintf(it->name, sizeof it->name, "%s", (const char *)sqlite3_column_text(s, 8));
+    it->full_size = sqlite3_column_int64(s, 9);
 }
 
 static enum store_status
@@ -93,12 +94,14 @@ store_item_add(struct store *st, const struct store_item_new *n, int64_t *id_out
     if (n->message_id)
         sqlite3_bind_text(s, 8, n->message_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 9, n->state);
+    sqlite3_bind_int64(s, 10, n->full_size ? n->full_size : (sqlite3_int64)n->size);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return store_sqlite_status(st, rc);
     int64_t id = sqlite3_last_insert_rowid(st->db);
-    int err = store_content_write(st, id, n->content, n->size);
+    int err =
+        store_content_write(st, id, n->state == STORE_ITEM_PARTIAL, n->content, n->size);
     if (err < 0) {
         store_set_error(st, "writing the content of item %lld: %s", (long long)id,
                         strerror(-err));
@@ -363,6 +366,8 @@ store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
             .name = (const char *)sqlite3_column_text(s, 1),
             .size = sqlite3_column_int64(s, 2),
             .date = sqlite3_column_int64(s, 3),
+            .partial = sqlite3_column_int(s, 4) == STORE_ITEM_PARTIAL,
+            .full_size = sqlite3_column_int64(s, 5),
         };
         if (fn(ctx, &e)) {
             rc = SQLITE_DONE;
@@ -402,7 +407,7 @@ store_item_create(struct store *st, int64_t folder_id, const char *name, int64_t
     if (r != STORE_OK)
         return r;
     int64_t id = sqlite3_last_insert_rowid(st->db);
-    int err = store_content_write(st, id, "", 0);
+    int err = store_content_write(st, id, false, "", 0);
     if (err < 0) {
         store_set_error(st, "creating the content of item %lld: %s", (long long)id,
                         strerror(-err));
@@ -567,6 +572,7 @@ store_item_refresh(struct store *st, int64_t id, const void *content, size_t siz
     }
     sqlite3_stmt *s = store_sql(st, "UPDATE items SET uid = ?2, flags = coalesce(?3, flags), "
                                     "size = CASE WHEN ?5 THEN ?4 ELSE size END, "
+                                    "full_size = CASE WHEN ?5 THEN ?4 ELSE full_size END, "
                                     "state = ?6, error = NULL WHERE id = ?1");
     if (!s)
         return STORE_ERROR;
@@ -581,4 +587,45 @@ store_item_refresh(struct store *st, int64_t id, const void *content, size_t siz
     if (r == STORE_OK && content)
         store_record(st, STORE_CHANGE_INODE, 0, store_ino_item(id), NULL);
     return r;
+}
+
+enum store_status
+store_item_each_partial(struct store *st, int64_t folder_id,
+                        int (*fn)(void *ctx, const struct store_item *it), void *ctx)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT id, folder_id, uid, modseq, size, date, state, "
+                                    "has_content, name, full_size FROM items WHERE state = 1 "
+                                    "AND (?1 = 0 OR folder_id = ?1) ORDER BY uid");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    struct store_item *all = NULL;
+    size_t n = 0, alloc = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            all = xrealloc(all, alloc * sizeof *all);
+        }
+        read_item(s, &all[n++]);
+    }
+    sqlite3_reset(s);
+    enum store_status r = rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+    for (size_t i = 0; r == STORE_OK && i < n; i++)
+        if (fn(ctx, &all[i]))
+            break;
+    free(all);
+    return r;
+}
+
+enum store_status
+store_item_set_whole(struct store *st, int64_t id, int64_t size)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET size = ?2, full_size = ?2, state = 0 "
+                                    "WHERE id = ?1 AND state = 1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, size);
+    return store_step_done(st, s);
 }

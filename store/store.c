@@ -38,15 +38,15 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_FOLDER_EACH_KIND] = "SELECT " FOLDER_COLS " FROM folders WHERE kind = ?1 ORDER BY id",
     [ST_FOLDER_CHILDREN] = "SELECT id FROM folders WHERE parent_id = ?1",
     [ST_FOLDER_NAME_TAKEN] = "SELECT 1 FROM folders WHERE parent_id = ?1 AND name = ?2",
-#define ITEM_COLS "id, folder_id, uid, modseq, size, date, state, has_content, name"
+#define ITEM_COLS "id, folder_id, uid, modseq, size, date, state, has_content, name, full_size"
     [ST_ITEM_GET] = "SELECT " ITEM_COLS " FROM items WHERE id = ?1",
     [ST_ITEM_LOOKUP] = "SELECT " ITEM_COLS " FROM items WHERE folder_id = ?1 AND name = ?2",
     /* "uid <> 0" lets sqlite use the partial index items_uid. */
     [ST_ITEM_BY_UID] = "SELECT " ITEM_COLS " FROM items WHERE folder_id = ?1 AND uid = ?2 "
                        "AND uid <> 0",
     [ST_ITEM_ADD] = "INSERT INTO items(folder_id, uid, modseq, name, size, date, flags, "
-                    "message_id, state, has_content) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+                    "message_id, state, has_content, full_size) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)",
     [ST_ITEM_DELETE] = "DELETE FROM items WHERE id = ?1",
     [ST_ITEM_NAME_TAKEN] = "SELECT 1 FROM items WHERE folder_id = ?1 AND name = ?2",
     [ST_ITEM_FLAGS] = "SELECT flags FROM items WHERE id = ?1",
@@ -65,7 +65,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ITEM_IDS_IN_FOLDER] = "SELECT id, name FROM items WHERE folder_id = ?1",
     [ST_DIR_FOLDERS] = "SELECT id, name FROM folders WHERE parent_id = ?1 AND id > ?2 "
                        "ORDER BY id",
-    [ST_DIR_ITEMS] = "SELECT id, name, size, date FROM items WHERE folder_id = ?1 AND "
+    [ST_DIR_ITEMS] = "SELECT id, name, size, date, state, full_size FROM items WHERE "
+                     "folder_id = ?1 AND "
                      "id > ?2 ORDER BY id",
 };
 

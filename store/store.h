@@ -160,6 +160,7 @@ struct store_item {
     enum store_item_state state;
     bool has_content;   /* false: the content must be fetched again */
     char name[NAMES_MAX + 1];
+    int64_t full_size;  /* the whole message's size (PARTIAL: more than size) */
 };
 
 /* Attributes needed to add an item; the store picks the unique name. */
@@ -171,9 +172,10 @@ struct store_item_new {
     const char *wanted_name; /* from names_item(); borrowed */
     const char *flags;       /* space-separated; borrowed; NULL = "" */
     const char *message_id;  /* borrowed; may be NULL */
-    enum store_item_state state;
+    enum store_item_state state;  /* PARTIAL: content is what headers mode keeps */
     const void *content;     /* borrowed; written to the content file */
     size_t size;
+    int64_t full_size;       /* the whole message's size; 0: size */
 };
 
 enum store_status store_item_get(struct store *st, int64_t id, struct store_item *out);
@@ -258,6 +260,20 @@ enum store_status store_item_move(struct store *st, int64_t id, int64_t folder_i
 enum store_status store_item_refresh(struct store *st, int64_t id, const void *content,
                                      size_t size, uint32_t uid, const char *flags);
 
+/* A user's sync mode for a folder (STORE_MODE_DEFAULT: back to the default). */
+enum store_status store_folder_set_mode(struct store *st, int64_t id, enum store_mode mode);
+/* The mode a folder syncs in: its own, else the default of its kind (INBOX
+ * and every non-mail folder full, other mail folders `mail_default`). */
+enum store_mode store_folder_mode(const struct store_folder *f, enum store_mode mail_default);
+/* Items of a folder (all folders when folder_id is 0) kept in part. */
+enum store_status store_item_each_partial(struct store *st, int64_t folder_id,
+                                          int (*fn)(void *ctx, const struct store_item *it),
+                                          void *ctx);
+/* A partial item became whole: its content file is in place; record size
+ * and state without telling the kernel (the reader that asked is filling
+ * its cache with the whole bytes). */
+enum store_status store_item_set_whole(struct store *st, int64_t id, int64_t size);
+
 /* Rename or move a folder: new parent, name and server name; the server
  * names of every folder below it follow (prefix replaced). Records changes. */
 enum store_status store_folder_rename(struct store *st, int64_t id, int64_t parent_id,
@@ -277,6 +293,8 @@ struct store_dirent {
     const char *name;   /* borrowed for the call */
     int64_t size;
     int64_t date;
+    bool partial;       /* a message kept in part (headers mode) */
+    int64_t full_size;  /* its whole size */
 };
 enum store_status store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
                                  int (*fn)(void *ctx, const struct store_dirent *e),
@@ -323,11 +341,17 @@ int store_content_sync(const struct store *st);
 /* Put staged content in place (rename over the content file): 0 or -errno;
  * -ENOENT when there is nothing staged. */
 int store_content_commit_staged(const struct store *st, int64_t item_id);
-/* Write an item's content file (replacing it atomically): 0 or -errno. */
+/* Write an item's whole content (replacing it atomically, and dropping a
+ * partial one): 0 or -errno. */
 int store_content_replace(const struct store *st, int64_t item_id, const void *data,
                           size_t len);
-/* Open the content file read-only: an fd (owned by the caller) or -errno. */
+/* Open the content file read-only: an fd (owned by the caller) or -errno.
+ * A message kept in part (headers mode) has its content in a file of its
+ * own name (ID.p), so the read path tells the two apart without a query:
+ * store_content_open opens only whole content; with `partial` non-NULL a
+ * partial file is opened too and *partial says which it was. */
 int store_content_open(const struct store *st, int64_t item_id);
+int store_content_open_any(const struct store *st, int64_t item_id, bool *partial);
 
 /* ---- change records ----
  * Every committed change to the tree is recorded so the mount can tell the

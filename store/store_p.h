@@ -74,8 +74,8 @@ enum store_status store_unique_name(struct store *st, int64_t folder_id, const c
 enum store_status store_schema_upgrade(struct store *st, char **err);
 /* Remove an item's content file; 0 or -errno (ENOENT counts as success). */
 int store_content_unlink(const struct store *st, int64_t item_id);
-/* Write an item's content file: 0 or -errno. */
-int store_content_write(const struct store *st, int64_t item_id, const void *data,
-                        size_t len);
+/* Write an item's content file (the partial one when `partial`): 0 or -errno. */
+int store_content_write(const struct store *st, int64_t item_id, bool partial,
+                        const void *data, size_t len);
 
 #endif

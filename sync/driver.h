@@ -18,6 +18,12 @@ struct sync_host {
     /* Progress of a folder sync: done of total items downloaded. */
     void (*progress)(struct sync_host *h, int64_t folder_id, int64_t done, int64_t total);
     atomic_bool *cancel; /* set when the engine stops */
+    /* The sync mode of mail folders that have none of their own and are not
+     * INBOX (config sync_mode; STORE_MODE_HEADERS unless set). */
+    enum store_mode mail_default;
+    /* A partial item asked for by a reader is whole on disk (its row is
+     * updated next): wake the reader before anything tells the kernel. */
+    void (*item_ready)(struct sync_host *h, int64_t item_id, int result);
 };
 
 struct sync_driver;
@@ -37,6 +43,9 @@ struct sync_driver_ops {
     bool (*maybe_changed)(struct sync_driver *d, const struct store_folder *f);
     /* Bring one folder of the store up to date with the server. */
     int (*sync_folder)(struct sync_driver *d, int64_t folder_id, struct sync_error *err);
+    /* Fetch one item whole now (a reader opened a partial one), calling
+     * host->item_ready once its file is in place. 0 or -1. May be NULL. */
+    int (*fetch_whole)(struct sync_driver *d, int64_t item_id, struct sync_error *err);
     /* Wait up to timeout_ms for the server to announce a change (IMAP IDLE)
      * or for wake_fd. Returns 1 and *folder_id when a folder changed, 0 on
      * timeout, 2 when woken, -1 on error. A driver without push sleeps. */

@@ -72,6 +72,12 @@ struct sync {
     char *conn_state;               /* owned */
     struct folder_progress *prog;   /* owned */
     size_t nprog;
+    /* Readers waiting for a partial item to be fetched whole. */
+    struct fetch_req {
+        int64_t item_id;
+        int state;                  /* 0 waiting, 1 done, -1 failed */
+        struct fetch_req *next;     /* borrowed: each lives on its reader's stack */
+    } *fetches;
 };
 
 static void
@@ -113,6 +119,18 @@ host_progress(struct sync_host *h, int64_t folder_id, int64_t done, int64_t tota
     struct folder_progress *p = prog_get(s, folder_id);
     p->done = done;
     p->total = total;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void
+host_item_ready(struct sync_host *h, int64_t item_id, int result)
+{
+    struct sync *s = (struct sync *)((char *)h - offsetof(struct sync, host));
+    pthread_mutex_lock(&s->lock);
+    for (struct fetch_req *r = s->fetches; r; r = r->next)
+        if (r->item_id == item_id && r->state == 0)
+            r->state = result == 0 ? 1 : -1;
+    pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -169,6 +187,8 @@ sync_new(const struct sync_options *o, struct sync **out, char **err)
     s->host.committed = host_committed;
     s->host.progress = host_progress;
     s->host.cancel = &s->stop;
+    s->host.item_ready = host_item_ready;
+    s->host.mail_default = o->mail_default ? o->mail_default : STORE_MODE_HEADERS;
     if (o->imap) {
         /* Stopping must interrupt a connect or a stalled server at once. */
         s->imap = *o->imap;
@@ -330,6 +350,48 @@ sync_one_folder(struct sync *s, struct sync_driver *d, int64_t fid, struct sync_
     return r;
 }
 
+/* Readers waiting for whole messages go before everything else. */
+static void
+serve_fetches(struct sync *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int64_t id = 0;
+        for (struct fetch_req *r = s->fetches; r && !id; r = r->next)
+            if (r->state == 0)
+                id = r->item_id;
+        pthread_mutex_unlock(&s->lock);
+        if (!id)
+            return;
+        struct store_item it;
+        struct store_folder f;
+        struct slot *sl = NULL;
+        if (store_item_get(s->st, id, &it) == STORE_OK &&
+            store_folder_get(s->st, it.folder_id, &f) == STORE_OK) {
+            for (size_t i = 0; i < s->nslots && !sl; i++)
+                if ((s->slots[i].kinds & (1u << f.kind)) && s->slots[i].d->ops->fetch_whole &&
+                    s->slots[i].d->ops->connected(s->slots[i].d))
+                    sl = &s->slots[i];
+            store_folder_clear(&f);
+        }
+        struct sync_error err;
+        sync_error_clear(&err);
+        int r = sl ? sl->d->ops->fetch_whole(sl->d, id, &err) : -1;
+        if (r < 0) {
+            host_item_ready(&s->host, id, -1);
+            if (sl)
+                log_warn("fetching a whole message: %s", err.msg);
+            if (sl && err.scope == SYNC_SCOPE_ACCOUNT) {
+                sl->d->ops->disconnect(sl->d);
+                return;
+            }
+        } else {
+            host_item_ready(&s->host, id, 0); /* in case the driver did not */
+        }
+        host_committed(&s->host);
+    }
+}
+
 /* One pass of one protocol: local changes first (the folder sync must not
  * undo them), then the folder list, then every folder that may have changed
  * (or only `only`, forced) — the one the user opened first, then the one
@@ -356,6 +418,7 @@ run_pass(struct sync *s, struct slot *sl, int64_t only, struct sync_error *err)
     int result = 0;
     for (size_t k = 0; k < ids.n && !atomic_load(&s->stop) && !atomic_load(&s->offline);
          k++) {
+        serve_fetches(s);
         /* A folder opened meanwhile goes next. */
         int64_t hint = atomic_exchange(&s->hint, 0);
         if (hint)
@@ -603,6 +666,7 @@ thread_main(void *arg)
             continue;
         }
 
+        serve_fetches(s);
         if (pass_due || requested) {
             int64_t only = requested && folder > 0 ? folder : REQ_ALL;
             int result = 0;
@@ -706,6 +770,52 @@ bool
 sync_is_offline(struct sync *s)
 {
     return atomic_load(&s->offline);
+}
+
+int
+sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms)
+{
+    if (atomic_load(&s->offline))
+        return -1;
+    struct fetch_req req = {.item_id = item_id};
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->lock);
+    req.next = s->fetches;
+    s->fetches = &req;
+    pthread_mutex_unlock(&s->lock);
+    sync_kick(s);
+    pthread_mutex_lock(&s->lock);
+    while (req.state == 0)
+        if (pthread_cond_timedwait(&s->cond, &s->lock, &until) == ETIMEDOUT)
+            break;
+    struct fetch_req **pp = &s->fetches;
+    while (*pp && *pp != &req)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = req.next;
+    int state = req.state;
+    pthread_mutex_unlock(&s->lock);
+    return state == 1 ? 0 : -1;
+}
+
+void
+sync_request(struct sync *s, int64_t folder_id)
+{
+    pthread_mutex_lock(&s->lock);
+    s->req_gen++;
+    if (s->req_folder == REQ_NONE)
+        s->req_folder = folder_id;
+    else if (s->req_folder != folder_id)
+        s->req_folder = REQ_ALL;
+    pthread_mutex_unlock(&s->lock);
+    sync_kick(s);
 }
 
 void

@@ -10,6 +10,7 @@
 #include "formats/flags.h"
 #include "formats/mail.h"
 #include "formats/mutf7.h"
+#include "sync/imap_body.h"
 #include "store/journal.h"
 #include "store/names.h"
 
@@ -722,6 +723,8 @@ struct pending {
     char *name;       /* wanted file name; owned */
     char *data;       /* owned */
     size_t size;
+    bool partial;     /* what headers mode keeps, not the whole message */
+    int64_t full_size;
 };
 
 struct fetch_ctx {
@@ -844,9 +847,14 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
     for (size_t i = 0; rc == 0 && i < fc->nbatch; i++) {
         struct pending *p = &fc->batch[i];
         struct store_item it;
-        /* The same UID may already be here (a repeated FETCH). */
-        if (store_item_by_uid(st, fc->folder_id, p->uid, &it) == STORE_OK)
+        /* The same UID may already be here: a repeated FETCH, or a message
+         * kept in part that is now fetched whole. */
+        if (store_item_by_uid(st, fc->folder_id, p->uid, &it) == STORE_OK) {
+            if (it.state == STORE_ITEM_PARTIAL && !p->partial &&
+                store_item_refresh(st, it.id, p->data, p->size, p->uid, p->flags) != STORE_OK)
+                rc = imap_sync_store_fail(err, st, "storing a whole message");
             continue;
+        }
         if (fc->remap) {
             /* The same message under its new UID keeps its name and inode:
              * same Message-ID (or none), same size, same bytes. */
@@ -868,9 +876,10 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
             .wanted_name = p->name,
             .flags = p->flags,
             .message_id = p->message_id,
-            .state = STORE_ITEM_SYNCED,
+            .state = p->partial ? STORE_ITEM_PARTIAL : STORE_ITEM_SYNCED,
             .content = p->data,
             .size = p->size,
+            .full_size = p->partial ? p->full_size : 0,
         };
         if (store_item_add(st, &n, NULL, NULL) != STORE_OK)
             rc = imap_sync_store_fail(err, st, "storing a message");
@@ -899,6 +908,46 @@ flush_batch(struct fetch_ctx *fc, struct sync_error *err)
         h->progress(h, fc->folder_id, fc->done, fc->total);
     }
     return rc;
+}
+
+/* Queue a received message for the next commit. flags: canonical, owned by
+ * the queue from now on; idate: INTERNALDATE (-1 unknown), used when the
+ * Date header is missing or broken. */
+static void
+add_pending_raw(struct fetch_ctx *fc, uint32_t uid, char *flags, uint64_t modseq,
+                int64_t idate, const char *data, size_t len, bool partial, int64_t full_size)
+{
+    struct mail_info mi;
+    mail_info_parse(data, len, &mi);
+    int64_t date = mi.date >= 0 ? mi.date : idate >= 0 ? idate : 0;
+    if (fc->nbatch == fc->abatch) {
+        fc->abatch = fc->abatch ? fc->abatch * 2 : 64;
+        fc->batch = xrealloc(fc->batch, fc->abatch * sizeof *fc->batch);
+    }
+    struct pending *p = &fc->batch[fc->nbatch++];
+    p->uid = uid;
+    p->modseq = modseq;
+    p->date = date;
+    p->flags = flags;
+    p->message_id = mi.message_id;
+    mi.message_id = NULL;
+    p->name = names_item(date, mi.subject, ".eml");
+    p->data = xmalloc(len ? len : 1);
+    memcpy(p->data, data, len);
+    p->size = len;
+    p->partial = partial;
+    p->full_size = full_size;
+    fc->batch_bytes += len;
+    mail_info_free(&mi);
+}
+
+static void
+add_pending(struct fetch_ctx *fc, uint32_t uid, const struct imap_value *attrs,
+            const char *data, size_t len, bool partial, int64_t full_size)
+{
+    add_pending_raw(fc, uid, imap_sync_flags(imap_fetch_item(attrs, "FLAGS")),
+                    imap_sync_modseq(attrs), internaldate(imap_fetch_item(attrs, "INTERNALDATE")),
+                    data, len, partial, full_size);
 }
 
 static int
@@ -939,30 +988,7 @@ fetch_body_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
         fc->too_big++;
         return 0;
     }
-    struct mail_info mi;
-    mail_info_parse(body->data, body->len, &mi);
-    int64_t date = mi.date;
-    if (date < 0)
-        date = internaldate(imap_fetch_item(a, "INTERNALDATE"));
-    if (date < 0)
-        date = 0;
-    if (fc->nbatch == fc->abatch) {
-        fc->abatch = fc->abatch ? fc->abatch * 2 : 64;
-        fc->batch = xrealloc(fc->batch, fc->abatch * sizeof *fc->batch);
-    }
-    struct pending *p = &fc->batch[fc->nbatch++];
-    p->uid = uid;
-    p->modseq = imap_sync_modseq(a);
-    p->date = date;
-    p->flags = imap_sync_flags(imap_fetch_item(a, "FLAGS"));
-    p->message_id = mi.message_id;
-    mi.message_id = NULL;
-    p->name = names_item(date, mi.subject, ".eml");
-    p->data = xmalloc(body->len ? body->len : 1);
-    memcpy(p->data, body->data, body->len);
-    p->size = body->len;
-    fc->batch_bytes += body->len;
-    mail_info_free(&mi);
+    add_pending(fc, uid, a, body->data, body->len, false, 0);
     if (fc->batch_bytes >= COMMIT_BYTES || fc->nbatch >= COMMIT_MSGS)
         return flush_batch(fc, err);
     return 0;
@@ -1071,6 +1097,254 @@ fetch_bodies(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
     return rc;
 }
 
+/* ---- headers mode ----
+ * First the header and BODYSTRUCTURE of each message; from them the part to
+ * keep (imap_body.c); then that part for all messages that keep the same
+ * section, in one command per section. Messages best kept whole (a single
+ * text part, signed, encrypted, odd) go the usual way. */
+
+#define PARTIAL_CHUNK 250
+
+struct part_msg {
+    uint32_t uid;
+    char *flags;        /* owned */
+    uint64_t modseq;
+    int64_t idate;
+    int64_t full_size;
+    char *header;       /* owned */
+    size_t header_len;
+    struct body_plan plan;
+    bool done;
+};
+
+struct partial_ctx {
+    struct fetch_ctx *fc;
+    struct part_msg *v;  /* sorted by uid */
+    size_t n;
+    struct srv_msg *whole; /* owned: to fetch whole */
+    size_t nwhole;
+    const char *section;   /* round 2: the section asked for */
+    int rc;
+    struct sync_error *err;
+};
+
+static struct part_msg *
+part_find(struct partial_ctx *pc, uint32_t uid)
+{
+    size_t lo = 0, hi = pc->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (pc->v[mid].uid == uid)
+            return &pc->v[mid];
+        if (pc->v[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void
+partial_keep(struct partial_ctx *pc, struct part_msg *m, const char *mime, size_t mime_len,
+             const char *part, size_t part_len)
+{
+    struct dynbuf out;
+    dynbuf_init(&out, IMAP_MAX_MESSAGE);
+    if (body_assemble(&out, &m->plan, m->header, m->header_len, mime, mime_len, part,
+                      part_len) == 0) {
+        add_pending_raw(pc->fc, m->uid, m->flags, m->modseq, m->idate, out.data, out.len, true,
+                        m->full_size);
+        m->flags = NULL;
+        m->done = true;
+    }
+    dynbuf_free(&out);
+    if (pc->fc->batch_bytes >= COMMIT_BYTES || pc->fc->nbatch >= COMMIT_MSGS)
+        if (flush_batch(pc->fc, pc->err) < 0)
+            pc->rc = -1;
+}
+
+static int
+partial_head_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct partial_ctx *pc = ctx;
+    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1 ||
+        r->args.items[0].kind != IMAP_LIST) {
+        note_unsolicited(pc->fc->id, r, pc->fc->sc->exists);
+        return 0;
+    }
+    const struct imap_value *a = &r->args.items[0];
+    uint32_t uid;
+    const struct imap_value *hdr = imap_fetch_item(a, "BODY[HEADER]");
+    const struct imap_value *bs = imap_fetch_item(a, "BODYSTRUCTURE");
+    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || !hdr || hdr->kind != IMAP_STRING ||
+        !bs)
+        return 0;
+    struct part_msg *m = part_find(pc, uid);
+    if (!m || m->header)
+        return 0; /* not asked for, or a repeat */
+    uint32_t size = 0;
+    imap_sync_u32(imap_fetch_item(a, "RFC822.SIZE"), &size);
+    m->full_size = size;
+    m->flags = imap_sync_flags(imap_fetch_item(a, "FLAGS"));
+    m->modseq = imap_sync_modseq(a);
+    m->idate = internaldate(imap_fetch_item(a, "INTERNALDATE"));
+    m->header = xstrndup(hdr->data, hdr->len);
+    m->header_len = hdr->len;
+    body_plan_make(bs, &m->plan);
+    if (m->plan.kind == BODY_PLAN_WHOLE) {
+        pc->whole = xrealloc(pc->whole, (pc->nwhole + 1) * sizeof *pc->whole);
+        pc->whole[pc->nwhole++] = (struct srv_msg){.uid = uid, .size = size};
+        m->done = true;
+    } else if (m->plan.kind == BODY_PLAN_HEADER) {
+        partial_keep(pc, m, NULL, 0, NULL, 0);
+    }
+    return 0;
+}
+
+static int
+partial_part_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct partial_ctx *pc = ctx;
+    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1 ||
+        r->args.items[0].kind != IMAP_LIST) {
+        note_unsolicited(pc->fc->id, r, pc->fc->sc->exists);
+        return 0;
+    }
+    const struct imap_value *a = &r->args.items[0];
+    uint32_t uid;
+    char mime_name[96], part_name[96];
+    snprintf(mime_name, sizeof mime_name, "BODY[%s.MIME]", pc->section);
+    snprintf(part_name, sizeof part_name, "BODY[%s]", pc->section);
+    const struct imap_value *mime = imap_fetch_item(a, mime_name);
+    const struct imap_value *part = imap_fetch_item(a, part_name);
+    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || !part || part->kind != IMAP_STRING)
+        return 0;
+    struct part_msg *m = part_find(pc, uid);
+    if (!m || m->done || m->plan.kind != BODY_PLAN_PART || strcmp(m->plan.section, pc->section))
+        return 0;
+    bool has_mime = mime && mime->kind == IMAP_STRING;
+    partial_keep(pc, m, has_mime ? mime->data : NULL, has_mime ? mime->len : 0, part->data,
+                 part->len);
+    return 0;
+}
+
+static int
+cmp_part(const void *a, const void *b)
+{
+    uint32_t x = ((const struct part_msg *)a)->uid, y = ((const struct part_msg *)b)->uid;
+    return x < y ? -1 : x > y;
+}
+
+/* Keep the messages `want` in part (sorted by UID). */
+static int
+fetch_partials(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
+               struct sync_error *err)
+{
+    struct imap_conn *c = fc->id->conn;
+    bool condstore = imap_has(c, IMAP_CAP_CONDSTORE) && !fc->sc->nomodseq;
+    struct dynbuf set;
+    dynbuf_init(&set, 1 << 20);
+    uint32_t *uids = xmalloc((n ? n : 1) * sizeof *uids);
+    int rc = 0;
+    size_t missing = 0;
+    struct srv_msg *whole_all = NULL;
+    size_t nwhole_all = 0;
+    for (size_t start = 0; rc == 0 && start < n; start += PARTIAL_CHUNK) {
+        size_t k = n - start < PARTIAL_CHUNK ? n - start : PARTIAL_CHUNK;
+        struct partial_ctx pc = {.fc = fc, .err = err};
+        pc.v = xcalloc(k, sizeof *pc.v);
+        pc.n = k;
+        for (size_t i = 0; i < k; i++) {
+            pc.v[i].uid = want[start + i].uid;
+            uids[i] = want[start + i].uid;
+        }
+        qsort(pc.v, k, sizeof *pc.v, cmp_part);
+        dynbuf_reset(&set);
+        imap_seqset_format(&set, uids, k);
+        uint32_t tag = imap_cmd(c, "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE "
+                                   "BODYSTRUCTURE BODY.PEEK[HEADER]%s)",
+                                set.data, condstore ? " MODSEQ" : "");
+        enum imap_status status;
+        rc = imap_wait(c, tag, partial_head_cb, &pc, &status, err);
+        if (rc == 0)
+            rc = pc.rc;
+        if (rc == 0 && status != IMAP_ST_OK) {
+            /* A server that cannot say BODYSTRUCTURE: keep them whole. */
+            log_warn("the server refused BODYSTRUCTURE (%s); fetching whole", imap_last_text(c));
+            for (size_t i = 0; i < k; i++)
+                if (!pc.v[i].header) {
+                    pc.whole = xrealloc(pc.whole, (pc.nwhole + 1) * sizeof *pc.whole);
+                    pc.whole[pc.nwhole++] = (struct srv_msg){.uid = pc.v[i].uid};
+                    pc.v[i].done = true;
+                    pc.v[i].header = xstrdup(""); /* counted as handled */
+                }
+        }
+        /* One command per section kept, for all messages that keep it. */
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            struct part_msg *m = &pc.v[i];
+            if (m->done || m->plan.kind != BODY_PLAN_PART || !m->header)
+                continue;
+            size_t nu = 0;
+            for (size_t j = i; j < k; j++)
+                if (!pc.v[j].done && pc.v[j].plan.kind == BODY_PLAN_PART && pc.v[j].header &&
+                    strcmp(pc.v[j].plan.section, m->plan.section) == 0)
+                    uids[nu++] = pc.v[j].uid;
+            char section[64];
+            snprintf(section, sizeof section, "%s", m->plan.section);
+            pc.section = section;
+            dynbuf_reset(&set);
+            imap_seqset_format(&set, uids, nu);
+            tag = imap_cmd(c, "UID FETCH %s (UID BODY.PEEK[%s.MIME] BODY.PEEK[%s])", set.data,
+                           section, section);
+            rc = imap_wait(c, tag, partial_part_cb, &pc, &status, err);
+            if (rc == 0)
+                rc = pc.rc;
+            /* Any of this section that did not come: not asked again now. */
+            for (size_t j = i; j < k; j++)
+                if (!pc.v[j].done && pc.v[j].plan.kind == BODY_PLAN_PART &&
+                    strcmp(pc.v[j].plan.section, section) == 0) {
+                    pc.v[j].done = true;
+                    missing++;
+                }
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (!pc.v[i].header)
+                missing++;
+            free(pc.v[i].flags);
+            free(pc.v[i].header);
+            body_plan_clear(&pc.v[i].plan);
+        }
+        free(pc.v);
+        whole_all = xrealloc(whole_all, (nwhole_all + pc.nwhole + 1) * sizeof *whole_all);
+        if (pc.nwhole)
+            memcpy(whole_all + nwhole_all, pc.whole, pc.nwhole * sizeof *pc.whole);
+        nwhole_all += pc.nwhole;
+        free(pc.whole);
+        if (rc == 0)
+            rc = flush_batch(fc, err);
+    }
+    dynbuf_free(&set);
+    free(uids);
+    if (rc == 0 && missing) {
+        fc->failed = true;
+        snprintf(fc->failmsg, sizeof fc->failmsg,
+                 "%zu message(s) did not arrive; they are asked for again", missing);
+    }
+    if (rc == 0 && nwhole_all) {
+        bool failed = fc->failed;
+        char failmsg[sizeof fc->failmsg];
+        memcpy(failmsg, fc->failmsg, sizeof failmsg);
+        sort_any(whole_all, nwhole_all, sizeof *whole_all, srv_cmp);
+        rc = fetch_bodies(fc, whole_all, nwhole_all, err);
+        if (failed && !fc->failed) {
+            fc->failed = true;
+            memcpy(fc->failmsg, failmsg, sizeof failmsg);
+        }
+    }
+    free(whole_all);
+    return rc;
+}
+
 /* Local state of a folder, read once per sync: uid → (flags, item id). */
 struct local_msg {
     uint32_t uid;
@@ -1135,6 +1409,11 @@ apply_updates(struct imap_driver *id, int64_t folder_id, struct local_list *loca
         struct srv_msg *m = &upd->v[i];
         if (i > 0 && upd->v[i - 1].uid == m->uid)
             continue;
+        /* The same UID twice (CHANGEDSINCE and the new-mail listing): take
+         * the size where one of them has it. */
+        for (size_t j = i + 1; j < upd->n && upd->v[j].uid == m->uid; j++)
+            if (!m->size)
+                m->size = upd->v[j].size;
         struct local_msg *l = local_find(local, m->uid);
         if (!l) {
             struct srv_msg *x = srv_list_add(missing);
@@ -1338,6 +1617,25 @@ imap_sync_select(struct imap_driver *id, const char *server_name, struct imap_ma
     return 0;
 }
 
+/* In headers mode, a message this small is fetched whole. */
+#define WHOLE_BELOW (16u << 10)
+
+struct upgrade_ctx {
+    struct srv_list *list;
+};
+
+static int
+upgrade_cb(void *ctx, const struct store_item *it)
+{
+    struct upgrade_ctx *up = ctx;
+    if (it->uid) {
+        struct srv_msg *m = srv_list_add(up->list);
+        m->uid = it->uid;
+        m->size = (uint32_t)(it->full_size > UINT32_MAX ? UINT32_MAX : it->full_size);
+    }
+    return 0;
+}
+
 static int
 op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
 {
@@ -1347,7 +1645,11 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
     struct store_folder f;
     if (store_folder_get(st, folder_id, &f) != STORE_OK)
         return imap_sync_store_fail(err, st, "reading a folder");
-    if (!f.selectable || !f.server_name) {
+    enum store_mode mode =
+        store_folder_mode(&f, d->host ? d->host->mail_default : STORE_MODE_HEADERS);
+    if (!f.selectable || !f.server_name || mode == STORE_MODE_OFF) {
+        /* off: nothing is downloaded; what is here stays (local changes still
+         * go out: the journal does not look at modes). */
         store_folder_clear(&f);
         return 0;
     }
@@ -1461,7 +1763,35 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
         missing.n = k;
     }
     free(lv.v);
-    if (missing.n) {
+    if (mode == STORE_MODE_FULL) {
+        /* Whole now: what headers mode kept in part comes in full. */
+        struct upgrade_ctx up = {.list = &missing};
+        if (store_item_each_partial(st, folder_id, upgrade_cb, &up) != STORE_OK) {
+            rc = imap_sync_store_fail(err, st, "reading messages kept in part");
+            goto out;
+        }
+        sort_any(missing.v, missing.n, sizeof *missing.v, srv_cmp);
+    }
+    if (missing.n && mode == STORE_MODE_HEADERS) {
+        /* Small messages cost no more whole than in part. */
+        struct srv_list small = {0}, big = {0};
+        for (size_t i = 0; i < missing.n; i++) {
+            struct srv_list *l = missing.v[i].size && missing.v[i].size <= WHOLE_BELOW
+                                     ? &small : &big;
+            struct srv_msg *m = srv_list_add(l);
+            *m = missing.v[i];
+            m->flags = NULL;
+        }
+        log_info("folder %s: downloading %zu messages (%zu in part)", f.name, missing.n,
+                 big.n);
+        rc = fetch_bodies(&fc, small.v, small.n, err);
+        if (rc == 0)
+            rc = fetch_partials(&fc, big.v, big.n, err);
+        srv_list_free(&small);
+        srv_list_free(&big);
+        if (rc < 0)
+            goto out;
+    } else if (missing.n) {
         log_info("folder %s: downloading %zu messages", f.name, missing.n);
         rc = fetch_bodies(&fc, missing.v, missing.n, err);
         if (rc < 0)
@@ -1631,6 +1961,95 @@ op_free(struct sync_driver *d)
     free(id);
 }
 
+struct whole_ctx {
+    struct imap_driver *id;
+    uint32_t uid;
+    char *data; /* owned */
+    size_t len;
+};
+
+static int
+whole_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct whole_ctx *wc = ctx;
+    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1) {
+        imap_sync_note(wc->id, r);
+        return 0;
+    }
+    const struct imap_value *a = &r->args.items[0];
+    uint32_t uid;
+    const struct imap_value *b = imap_fetch_item(a, "BODY[]");
+    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || uid != wc->uid || !b ||
+        b->kind != IMAP_STRING || wc->data)
+        return 0;
+    wc->data = xmalloc(b->len ? b->len : 1);
+    memcpy(wc->data, b->data, b->len);
+    wc->len = b->len;
+    return 0;
+}
+
+static int
+op_fetch_whole(struct sync_driver *d, int64_t item_id, struct sync_error *err)
+{
+    struct imap_driver *id = imap_driver_of(d);
+    struct store *st = d->st;
+    struct store_item it;
+    struct store_folder f;
+    if (store_item_get(st, item_id, &it) != STORE_OK || it.uid == 0 ||
+        it.state != STORE_ITEM_PARTIAL) {
+        sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_ITEM, SYNC_RETRY_NEVER,
+                       "not a message kept in part");
+        return -1;
+    }
+    if (store_folder_get(st, it.folder_id, &f) != STORE_OK || !f.server_name)
+        return imap_sync_store_fail(err, st, "reading a folder");
+    struct imap_mailbox mb;
+    int rc = 0;
+    if (!id->selected || strcmp(id->selected, f.server_name) != 0) {
+        int s = imap_sync_select(id, f.server_name, &mb, err);
+        rc = s < 0 ? -1 : s > 0 ? -1 : 0;
+        if (s == 0 && f.uidvalidity && mb.uidvalidity != f.uidvalidity) {
+            sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_ITEM, SYNC_RETRY_LATER,
+                           "the folder changed on the server");
+            rc = -1;
+        }
+    }
+    struct whole_ctx wc = {.id = id, .uid = it.uid};
+    if (rc == 0) {
+        uint32_t tag = imap_cmd(id->conn, "UID FETCH %u (UID BODY.PEEK[])", it.uid);
+        rc = imap_wait(id->conn, tag, whole_cb, &wc, NULL, err);
+    }
+    if (rc == 0 && !wc.data) {
+        sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_ITEM, SYNC_RETRY_LATER,
+                       "the server did not send message UID %u", it.uid);
+        rc = -1;
+        err->scope = SYNC_SCOPE_ITEM;
+    }
+    if (rc == 0) {
+        int e = store_content_replace(st, item_id, wc.data, wc.len);
+        if (e < 0) {
+            sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ITEM, SYNC_RETRY_LATER,
+                           "writing message %s: %s", it.name, strerror(-e));
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        /* The reader waits for the file, not for the row. */
+        if (d->host && d->host->item_ready)
+            d->host->item_ready(d->host, item_id, 0);
+        if (store_begin(st) != STORE_OK || store_item_set_whole(st, item_id, (int64_t)wc.len) !=
+                                               STORE_OK || store_commit(st) != STORE_OK) {
+            store_rollback(st);
+            rc = imap_sync_store_fail(err, st, "recording a whole message");
+        }
+    }
+    free(wc.data);
+    store_folder_clear(&f);
+    if (rc < 0 && err->scope == SYNC_SCOPE_ACCOUNT)
+        return imap_sync_conn_fail(id, err);
+    return rc;
+}
+
 static int
 op_push(struct sync_driver *d, struct sync_error *err)
 {
@@ -1643,6 +2062,7 @@ static const struct sync_driver_ops imap_ops = {
     .disconnect = op_disconnect,
     .connected = op_connected,
     .push = op_push,
+    .fetch_whole = op_fetch_whole,
     .list = op_list,
     .maybe_changed = op_maybe_changed,
     .sync_folder = op_sync_folder,

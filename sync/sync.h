@@ -21,6 +21,9 @@ struct sync_options {
     const char *store_dir;          /* borrowed */
     const struct imap_config *imap; /* borrowed; NULL when the account has no mail */
     int poll_seconds;
+    /* Mail folders other than INBOX without a mode of their own (config
+     * sync_mode); 0 means headers. */
+    enum store_mode mail_default;
     /* Called on the sync thread for every committed change, then with NULL
      * at the end of each batch (may be NULL). */
     void (*on_change)(void *ctx, const struct store_change *c);
@@ -62,6 +65,11 @@ int sync_now(struct sync *s, const char *folder_path, int timeout_ms, char **msg
  * (store meta "mode") so it lasts across remounts. */
 void sync_set_offline(struct sync *s, bool offline);
 bool sync_is_offline(struct sync *s);
+/* A reader opened a message kept in part: fetch it whole now and wait at
+ * most timeout_ms. 0 when the whole message is in the store. */
+int sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms);
+/* Sync a folder soon (without waiting for it). */
+void sync_request(struct sync *s, int64_t folder_id);
 /* The user opened this folder: if a pass is under way, it syncs next. */
 void sync_hint_folder(struct sync *s, int64_t folder_id);
 

@@ -25,6 +25,9 @@ BIG = 10000
 # the real build; a loose bound there still catches memory that grows with
 # the mailbox (10,000 bodies held at once).
 RSS_LIMIT_MIB = 400 if ASAN else 64
+# scripts/test also builds an optimised binary: the memory bound of DESIGN
+# section 8 is checked on it, whatever build the other tests run.
+RELEASE_BIN = os.environ.get("MAILFS_RELEASE_BIN")
 
 
 @pytest.mark.time_limit(300)
@@ -43,6 +46,10 @@ def test_ten_thousand_messages(account, mount, tmp_path):
     assert len(uids) == BIG and srvlib.count(c, "INBOX") == BIG
     load = time.monotonic() - t
 
+    limit = RSS_LIMIT_MIB
+    if RELEASE_BIN and os.access(RELEASE_BIN, os.X_OK):
+        mount.binary = RELEASE_BIN
+        limit = 64
     m = mount()
     wait_until(lambda: len(os.listdir(m / "Inbox")) == BIG, 60 * SLOW, interval=0.5,
                what="%d messages listed" % BIG)
@@ -63,7 +70,7 @@ def test_ten_thousand_messages(account, mount, tmp_path):
 
     hwm = vm_hwm_kib(m.pid) / 1024
     print("loaded %d messages in %.2f s; mailfs peak RSS %.1f MiB" % (BIG, load, hwm))
-    assert hwm < RSS_LIMIT_MIB, "mailfs peak RSS %.1f MiB >= %d MiB" % (hwm, RSS_LIMIT_MIB)
+    assert hwm < limit, "mailfs peak RSS %.1f MiB >= %d MiB" % (hwm, limit)
 
 
 def open_files(pid):
