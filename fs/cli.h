@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "fs/config.h"
+#include "store/store.h"
 #include "sync/imap.h"
 
 struct cli {
@@ -27,6 +28,16 @@ int cli_open_account(const struct cli *cli, struct imap_config *imap, char **pas
 int cli_check_account(const struct imap_config *imap, struct sync_error *err);
 /* Take the store's lock (one process per store): an fd or -1 with *err. */
 int cli_lock_store(const char *store_dir, char **err);
+
+/* The store's mode for a config sync_mode. */
+static inline enum store_mode
+config_store_mode(enum config_sync_mode m)
+{
+    return m == CONFIG_SYNC_FULL      ? STORE_MODE_FULL
+           : m == CONFIG_SYNC_HEADERS ? STORE_MODE_HEADERS
+           : m == CONFIG_SYNC_OFF     ? STORE_MODE_OFF
+                                      : STORE_MODE_DEFAULT;
+}
 
 /* mount.c */
 int cli_mount(const struct cli *cli, const char *mountpoint);

@@ -652,7 +652,7 @@ set_key(struct parser *p, int line, enum key k, char *v)
         else
             return fail(p, line,
                         "sync_mode = %.40s is not a mode; write full, headers or off (the "
-                        "mode of mail folders other than Inbox that have none of their own)",
+                        "mode of the mail folders that have none of their own)",
                         v);
         return 0;
     case KEY_COUNT:

@@ -13,10 +13,12 @@ enum config_tls {
     CONFIG_TLS_NONE,     /* tls = none: plain imap:// (same machine only) */
 };
 
-/* sync_mode: the mode of mail folders other than Inbox that have none set
- * with user.sync.mode. */
+/* sync_mode: the mode of every mail folder that has none set with
+ * user.sync.mode. Unset, DESIGN section 4's defaults apply (Inbox full,
+ * other mail folders headers). */
 enum config_sync_mode {
-    CONFIG_SYNC_HEADERS = 0, /* default (DESIGN section 4) */
+    CONFIG_SYNC_DEFAULT = 0, /* unset: Inbox full, other mail folders headers */
+    CONFIG_SYNC_HEADERS,     /* set: every mail folder, Inbox too */
     CONFIG_SYNC_FULL,
     CONFIG_SYNC_OFF,
 };

@@ -257,9 +257,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
             .store_dir = store_dir,
             .imap = &imap,
             .poll_seconds = cli->account->poll,
-            .mail_default = cli->account->sync_mode == CONFIG_SYNC_FULL  ? STORE_MODE_FULL
-                            : cli->account->sync_mode == CONFIG_SYNC_OFF ? STORE_MODE_OFF
-                                                                         : STORE_MODE_HEADERS,
+            .mail_default = config_store_mode(cli->account->sync_mode),
         };
         if (sync_new(&so, &s, &err) < 0 || sync_prepare_store(s, &err) < 0) {
             fprintf(stderr, "mailfs: %s\n", err);

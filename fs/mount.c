@@ -60,9 +60,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     m.uid = getuid();
     m.gid = getgid();
     m.mount_time = util_now();
-    m.mail_default = acct->sync_mode == CONFIG_SYNC_FULL  ? STORE_MODE_FULL
-                     : acct->sync_mode == CONFIG_SYNC_OFF ? STORE_MODE_OFF
-                                                          : STORE_MODE_HEADERS;
+    m.mail_default = config_store_mode(acct->sync_mode);
     int rc = 1;
     int lock_fd = -1;
     char *err = NULL;
@@ -113,7 +111,9 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     /* For `mailfs status` without the config. */
     struct store *st2;
     if (store_open(m.store_dir, 0, &st2, &err) == STORE_OK) {
-        store_meta_set(st2, "sync_mode", mount_mode_name(m.mail_default));
+        store_meta_set(st2, "sync_mode", m.mail_default == STORE_MODE_DEFAULT
+                                             ? "default"
+                                             : mount_mode_name(m.mail_default));
         store_close(st2);
     }
     /* Check that FUSE threads can open the store too (a damaged file is

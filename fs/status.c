@@ -97,12 +97,13 @@ status_text(struct store *st, struct sync *sync, const char *account)
                         "folders:\n",
                   account, mode, conn, (long long)pending);
     struct status_ctx sc = {.st = st, .sync = sync, .out = &out,
-                            .mail_default = STORE_MODE_HEADERS};
+                            .mail_default = STORE_MODE_DEFAULT};
     char *dm = NULL;
     if (store_meta_get(st, "sync_mode", &dm) == STORE_OK)
-        sc.mail_default = strcmp(dm, "full") == 0  ? STORE_MODE_FULL
-                          : strcmp(dm, "off") == 0 ? STORE_MODE_OFF
-                                                   : STORE_MODE_HEADERS;
+        sc.mail_default = strcmp(dm, "full") == 0      ? STORE_MODE_FULL
+                          : strcmp(dm, "off") == 0     ? STORE_MODE_OFF
+                          : strcmp(dm, "headers") == 0 ? STORE_MODE_HEADERS
+                                                       : STORE_MODE_DEFAULT;
     free(dm);
     store_folder_each(st, 0, one_folder, &sc);
     dynbuf_printf(&out, "conflicts: %lld\n", (long long)sc.conflicts);

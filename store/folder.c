@@ -418,7 +418,9 @@ store_folder_mode(const struct store_folder *f, enum store_mode mail_default)
         return f->mode;
     if (f->kind != STORE_KIND_MAIL)
         return STORE_MODE_FULL;
+    if (mail_default != STORE_MODE_DEFAULT)
+        return mail_default;
     if (f->parent_id == 0 && f->server_name && strcmp(f->server_name, "INBOX") == 0)
         return STORE_MODE_FULL;
-    return mail_default == STORE_MODE_DEFAULT ? STORE_MODE_HEADERS : mail_default;
+    return STORE_MODE_HEADERS;
 }

@@ -262,8 +262,9 @@ enum store_status store_item_refresh(struct store *st, int64_t id, const void *c
 
 /* A user's sync mode for a folder (STORE_MODE_DEFAULT: back to the default). */
 enum store_status store_folder_set_mode(struct store *st, int64_t id, enum store_mode mode);
-/* The mode a folder syncs in: its own, else the default of its kind (INBOX
- * and every non-mail folder full, other mail folders `mail_default`). */
+/* The mode a folder syncs in: its own; else for mail folders `mail_default`
+ * when the account sets one (config sync_mode); else INBOX and every
+ * non-mail folder full and other mail folders headers. */
 enum store_mode store_folder_mode(const struct store_folder *f, enum store_mode mail_default);
 /* Items of a folder (all folders when folder_id is 0) kept in part. */
 enum store_status store_item_each_partial(struct store *st, int64_t folder_id,

@@ -18,8 +18,8 @@ struct sync_host {
     /* Progress of a folder sync: done of total items downloaded. */
     void (*progress)(struct sync_host *h, int64_t folder_id, int64_t done, int64_t total);
     atomic_bool *cancel; /* set when the engine stops */
-    /* The sync mode of mail folders that have none of their own and are not
-     * INBOX (config sync_mode; STORE_MODE_HEADERS unless set). */
+    /* The sync mode of mail folders that have none of their own (config
+     * sync_mode; see store_folder_mode). */
     enum store_mode mail_default;
     /* A partial item asked for by a reader is whole on disk (its row is
      * updated next): wake the reader before anything tells the kernel. */

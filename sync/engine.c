@@ -188,7 +188,7 @@ sync_new(const struct sync_options *o, struct sync **out, char **err)
     s->host.progress = host_progress;
     s->host.cancel = &s->stop;
     s->host.item_ready = host_item_ready;
-    s->host.mail_default = o->mail_default ? o->mail_default : STORE_MODE_HEADERS;
+    s->host.mail_default = o->mail_default;
     if (o->imap) {
         /* Stopping must interrupt a connect or a stalled server at once. */
         s->imap = *o->imap;

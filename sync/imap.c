@@ -38,6 +38,7 @@ struct imap_conn {
     char *recvbuf;              /* owned */
     struct imap_response *last_completion; /* borrowed from the parser */
     char host[256];
+    uint64_t bytes_in;          /* received since connected (for the log) */
 };
 
 struct curl_cancel {
@@ -222,6 +223,9 @@ imap_close(struct imap_conn *c)
 {
     if (!c)
         return;
+    if (c->host[0])
+        log_info("disconnected from %s (%llu bytes received)", c->host,
+                 (unsigned long long)c->bytes_in);
     if (c->curl)
         curl_easy_cleanup(c->curl);
     imap_parser_free(c->parser);
@@ -400,6 +404,7 @@ try_recv(struct imap_conn *c, struct sync_error *err)
         conn_lost(c, err, "closed by the server");
         return -1;
     }
+    c->bytes_in += n;
     if (imap_parser_feed(c->parser, c->recvbuf, n) < 0) {
         sync_error_set(err, SYNC_ERR_PROTOCOL, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
                        "%s sent a response larger than %u MiB", c->host,

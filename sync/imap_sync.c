@@ -1646,7 +1646,7 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
     if (store_folder_get(st, folder_id, &f) != STORE_OK)
         return imap_sync_store_fail(err, st, "reading a folder");
     enum store_mode mode =
-        store_folder_mode(&f, d->host ? d->host->mail_default : STORE_MODE_HEADERS);
+        store_folder_mode(&f, d->host ? d->host->mail_default : STORE_MODE_DEFAULT);
     if (!f.selectable || !f.server_name || mode == STORE_MODE_OFF) {
         /* off: nothing is downloaded; what is here stays (local changes still
          * go out: the journal does not look at modes). */

@@ -21,8 +21,8 @@ struct sync_options {
     const char *store_dir;          /* borrowed */
     const struct imap_config *imap; /* borrowed; NULL when the account has no mail */
     int poll_seconds;
-    /* Mail folders other than INBOX without a mode of their own (config
-     * sync_mode); 0 means headers. */
+    /* Mail folders without a mode of their own (config sync_mode);
+     * STORE_MODE_DEFAULT: INBOX full, the others headers. */
     enum store_mode mail_default;
     /* Called on the sync thread for every committed change, then with NULL
      * at the end of each batch (may be NULL). */
