@@ -124,6 +124,38 @@ store_content_commit_staged(const struct store *st, int64_t item_id)
     return 0;
 }
 
+void
+store_tmp_path(const struct store *st, const char *name, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz, "%s/tmp/%s", st->dir, name);
+}
+
+int
+store_content_place(const struct store *st, int64_t item_id, bool partial, const char *from)
+{
+    char to[4096];
+    if (partial)
+        partial_path(st, item_id, to, sizeof to);
+    else
+        store_content_path(st, item_id, to, sizeof to);
+    int r = rename(from, to) < 0 ? -errno : 0;
+    if (r == -ENOENT && access(from, F_OK) == 0) {
+        /* First item in this bucket. */
+        char *dir = xstrndup(to, (size_t)(strrchr(to, '/') - to));
+        r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+        free(dir);
+        if (r == 0 && rename(from, to) < 0)
+            r = -errno;
+    }
+    if (r == 0 && !partial) {
+        /* Whole now: the partial file goes. */
+        char part[4096];
+        partial_path(st, item_id, part, sizeof part);
+        unlink(part);
+    }
+    return r;
+}
+
 int
 store_content_replace(const struct store *st, int64_t item_id, const void *data, size_t len)
 {

@@ -117,6 +117,72 @@ store_item_add(struct store *st, const struct store_item_new *n, int64_t *id_out
 }
 
 enum store_status
+store_item_add_file(struct store *st, const struct store_item_new *n, const char *tmp_path,
+                    int64_t *id_out)
+{
+    char name[NAMES_MAX + 1];
+    enum store_status r = store_unique_name(st, n->folder_id, n->wanted_name, name);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = store_stmt(st, ST_ITEM_ADD);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, n->folder_id);
+    sqlite3_bind_int64(s, 2, n->uid);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)n->modseq);
+    sqlite3_bind_text(s, 4, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)n->size);
+    sqlite3_bind_int64(s, 6, n->date);
+    sqlite3_bind_text(s, 7, n->flags ? n->flags : "", -1, SQLITE_STATIC);
+    if (n->message_id)
+        sqlite3_bind_text(s, 8, n->message_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 9, n->state);
+    sqlite3_bind_int64(s, 10, n->full_size ? n->full_size : (sqlite3_int64)n->size);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return store_sqlite_status(st, rc);
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    int err = store_content_place(st, id, n->state == STORE_ITEM_PARTIAL, tmp_path);
+    if (err < 0) {
+        store_set_error(st, "placing the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    if (id_out)
+        *id_out = id;
+    store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(n->folder_id), store_ino_item(id),
+                 name);
+    return STORE_OK;
+}
+
+enum store_status
+store_item_upgrade_file(struct store *st, int64_t id, const char *tmp_path, int64_t size,
+                        uint32_t uid, const char *flags)
+{
+    int err = store_content_place(st, id, false, tmp_path);
+    if (err < 0) {
+        store_set_error(st, "placing the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET uid = ?2, flags = coalesce(?3, flags), "
+                                    "size = ?4, full_size = ?4, state = 0, error = NULL "
+                                    "WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, uid);
+    if (flags)
+        sqlite3_bind_text(s, 3, flags, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, size);
+    enum store_status r = store_step_done(st, s);
+    if (r == STORE_OK)
+        store_record(st, STORE_CHANGE_INODE, 0, store_ino_item(id), NULL);
+    return r;
+}
+
+enum store_status
 store_item_remove(struct store *st, int64_t id)
 {
     struct store_item it;

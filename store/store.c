@@ -341,6 +341,14 @@ run_simple(struct store *st, enum store_stmt which)
 }
 
 enum store_status
+store_set_durable(struct store *st, bool full)
+{
+    int rc = sqlite3_exec(st->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                          NULL, NULL, NULL);
+    return store_sqlite_status(st, rc);
+}
+
+enum store_status
 store_begin(struct store *st)
 {
     enum store_status s = run_simple(st, ST_BEGIN);

@@ -97,6 +97,12 @@ enum store_status store_begin(struct store *st);
 enum store_status store_commit(struct store *st);
 void store_rollback(struct store *st);
 
+/* Durability of this connection's commits. FULL (the default): a commit is
+ * on disk when it returns (local changes, the journal). Relaxed: a commit
+ * may be lost to a power cut but never half-applied (data a server can
+ * send again). */
+enum store_status store_set_durable(struct store *st, bool full);
+
 /* Settings: a small key/value table (account-wide state such as the
  * online/offline mode). *out owned by the caller. */
 enum store_status store_meta_get(struct store *st, const char *key, char **out);
@@ -189,6 +195,16 @@ enum store_status store_item_by_uid(struct store *st, int64_t folder_id, uint32_
  * the commit leaves at most an unreferenced content file. */
 enum store_status store_item_add(struct store *st, const struct store_item_new *n,
                                  int64_t *id_out, char *name_out);
+/* The same for content already written to a file of the store's tmp/
+ * directory (and synced by the caller): the file is renamed into place. */
+enum store_status store_item_add_file(struct store *st, const struct store_item_new *n,
+                                      const char *tmp_path, int64_t *id_out);
+/* A message kept in part arrived whole in tmp_path: put it in place and
+ * record it (size, uid, flags, state SYNCED). Records a change. */
+enum store_status store_item_upgrade_file(struct store *st, int64_t id, const char *tmp_path,
+                                          int64_t size, uint32_t uid, const char *flags);
+/* A path in the store's tmp/ directory for `name`, into buf. */
+void store_tmp_path(const struct store *st, const char *name, char *buf, size_t bufsz);
 /* Remove the row and its content file (store only). Records a change. */
 enum store_status store_item_remove(struct store *st, int64_t id);
 /* Flags: *out is owned by the caller. */

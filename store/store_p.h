@@ -74,6 +74,9 @@ enum store_status store_unique_name(struct store *st, int64_t folder_id, const c
 enum store_status store_schema_upgrade(struct store *st, char **err);
 /* Remove an item's content file; 0 or -errno (ENOENT counts as success). */
 int store_content_unlink(const struct store *st, int64_t item_id);
+/* Rename a finished file (in tmp/) to an item's content file (or partial
+ * one); a whole one replaces a partial one. 0 or -errno. */
+int store_content_place(const struct store *st, int64_t item_id, bool partial, const char *from);
 /* Write an item's content file (the partial one when `partial`): 0 or -errno. */
 int store_content_write(const struct store *st, int64_t item_id, bool partial,
                         const void *data, size_t len);

@@ -14,7 +14,10 @@
 #include "store/journal.h"
 #include "store/names.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -725,6 +728,10 @@ struct pending {
     size_t size;
     bool partial;     /* what headers mode keeps, not the whole message */
     int64_t full_size;
+    /* Decided when the batch is staged: */
+    enum { PENDING_ADD, PENDING_UPGRADE, PENDING_REMAP, PENDING_SKIP } action;
+    int64_t target;   /* UPGRADE, REMAP: the item */
+    char tmp[64];     /* ADD, UPGRADE: its file in the store's tmp/ */
 };
 
 struct fetch_ctx {
@@ -742,6 +749,16 @@ struct fetch_ctx {
     char failmsg[256];
     char skipped[128];      /* what is left out on purpose (too large) */
     size_t too_big;
+    /* The batch written to files and waiting for its syncfs, then commit:
+     * the next batch downloads meanwhile. */
+    struct pending *staged; /* owned */
+    size_t nstaged;
+    pthread_t syncer;
+    bool syncing;           /* a staged batch waits for commit_staged */
+    bool sync_thread;       /* its syncfs runs in `syncer` */
+    int sync_result;
+    int64_t *remapped;      /* owned: items a staged batch takes over */
+    size_t nremapped, aremapped;
 };
 
 /* A size a server announces is only a claim: a message said to be over the
@@ -818,8 +835,18 @@ imap_sync_content_equal(struct store *st, int64_t item_id, const char *data, siz
     return same && off == len;
 }
 
+static bool
+remapped_already(const struct fetch_ctx *fc, int64_t id)
+{
+    for (size_t i = 0; i < fc->nremapped; i++)
+        if (fc->remapped[i] == id)
+            return true;
+    return false;
+}
+
 struct remap_ctx {
     struct store *st;
+    struct fetch_ctx *fc;
     const char *data;
     size_t len;
     int64_t id; /* the match, 0 when none */
@@ -829,84 +856,179 @@ static int
 remap_cb(void *ctx, const struct store_item *it)
 {
     struct remap_ctx *rm = ctx;
-    if (!imap_sync_content_equal(rm->st, it->id, rm->data, rm->len))
+    if (remapped_already(rm->fc, it->id) ||
+        !imap_sync_content_equal(rm->st, it->id, rm->data, rm->len))
         return 0;
     rm->id = it->id;
     return 1;
 }
 
-static int
-flush_batch(struct fetch_ctx *fc, struct sync_error *err)
+static void *
+syncer_main(void *p)
 {
-    if (fc->nbatch == 0)
+    struct fetch_ctx *fc = p;
+    fc->sync_result = store_content_sync(fc->id->base.st);
+    return NULL;
+}
+
+
+/* Commit the staged batch once its files are on disk: a row is never
+ * durable before its file. */
+static int
+commit_staged(struct fetch_ctx *fc, struct sync_error *err)
+{
+    if (!fc->syncing)
         return 0;
+    if (fc->sync_thread)
+        pthread_join(fc->syncer, NULL);
+    fc->syncing = false;
     struct store *st = fc->id->base.st;
     int rc = 0;
-    if (store_begin(st) != STORE_OK)
-        return imap_sync_store_fail(err, st, "starting a transaction");
-    for (size_t i = 0; rc == 0 && i < fc->nbatch; i++) {
-        struct pending *p = &fc->batch[i];
-        struct store_item it;
-        /* The same UID may already be here: a repeated FETCH, or a message
-         * kept in part that is now fetched whole. */
-        if (store_item_by_uid(st, fc->folder_id, p->uid, &it) == STORE_OK) {
-            if (it.state == STORE_ITEM_PARTIAL && !p->partial &&
-                store_item_refresh(st, it.id, p->data, p->size, p->uid, p->flags) != STORE_OK)
-                rc = imap_sync_store_fail(err, st, "storing a whole message");
-            continue;
-        }
-        if (fc->remap) {
-            /* The same message under its new UID keeps its name and inode:
-             * same Message-ID (or none), same size, same bytes. */
-            struct remap_ctx rm = {.st = st, .data = p->data, .len = p->size};
-            if (store_item_each_unmapped_match(st, fc->folder_id, p->message_id,
-                                               (int64_t)p->size, remap_cb, &rm) != STORE_OK)
-                rc = imap_sync_store_fail(err, st, "remapping a message");
-            if (rc == 0 && rm.id) {
-                if (store_item_set_uid(st, rm.id, p->uid, p->modseq, p->flags) != STORE_OK)
-                    rc = imap_sync_store_fail(err, st, "remapping a message");
-                continue;
+    if (fc->sync_result < 0) {
+        sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
+                       "syncing message files: %s", strerror(-fc->sync_result));
+        rc = -1;
+    }
+    /* Downloads can be fetched again: their commits need not wait for the
+     * disk beyond the syncfs above. */
+    store_set_durable(st, false);
+    if (rc == 0 && store_begin(st) != STORE_OK)
+        rc = imap_sync_store_fail(err, st, "starting a transaction");
+    else if (rc == 0) {
+        for (size_t i = 0; rc == 0 && i < fc->nstaged; i++) {
+            struct pending *p = &fc->staged[i];
+            char path[4096];
+            store_tmp_path(st, p->tmp, path, sizeof path);
+            enum store_status r = STORE_OK;
+            if (p->action == PENDING_ADD) {
+                struct store_item_new n = {
+                    .folder_id = fc->folder_id,
+                    .uid = p->uid,
+                    .modseq = p->modseq,
+                    .date = p->date,
+                    .wanted_name = p->name,
+                    .flags = p->flags,
+                    .message_id = p->message_id,
+                    .state = p->partial ? STORE_ITEM_PARTIAL : STORE_ITEM_SYNCED,
+                    .size = p->size,
+                    .full_size = p->partial ? p->full_size : 0,
+                };
+                r = store_item_add_file(st, &n, path, NULL);
+            } else if (p->action == PENDING_UPGRADE) {
+                r = store_item_upgrade_file(st, p->target, path, (int64_t)p->size, p->uid,
+                                            p->flags);
+            } else if (p->action == PENDING_REMAP) {
+                r = store_item_set_uid(st, p->target, p->uid, p->modseq, p->flags);
             }
+            if (r != STORE_OK)
+                rc = imap_sync_store_fail(err, st, "storing messages");
+            else
+                p->tmp[0] = '\0'; /* placed */
         }
-        struct store_item_new n = {
-            .folder_id = fc->folder_id,
-            .uid = p->uid,
-            .modseq = p->modseq,
-            .date = p->date,
-            .wanted_name = p->name,
-            .flags = p->flags,
-            .message_id = p->message_id,
-            .state = p->partial ? STORE_ITEM_PARTIAL : STORE_ITEM_SYNCED,
-            .content = p->data,
-            .size = p->size,
-            .full_size = p->partial ? p->full_size : 0,
-        };
-        if (store_item_add(st, &n, NULL, NULL) != STORE_OK)
-            rc = imap_sync_store_fail(err, st, "storing a message");
+        if (rc == 0 && store_commit(st) != STORE_OK)
+            rc = imap_sync_store_fail(err, st, "committing messages");
+        else if (rc != 0)
+            store_rollback(st);
     }
-    /* A row is never durable before its file: one syncfs for the batch. */
-    if (rc == 0) {
-        int e = store_content_sync(st);
-        if (e < 0) {
-            sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
-                           "syncing message files: %s", strerror(-e));
-            rc = -1;
+    store_set_durable(st, true);
+    fc->done += (int64_t)fc->nstaged;
+    for (size_t i = 0; i < fc->nstaged; i++) {
+        if (fc->staged[i].tmp[0]) {
+            char path[4096];
+            store_tmp_path(st, fc->staged[i].tmp, path, sizeof path);
+            unlink(path);
         }
+        pending_free(&fc->staged[i]);
     }
-    if (rc == 0 && store_commit(st) != STORE_OK)
-        rc = imap_sync_store_fail(err, st, "committing messages");
-    else if (rc != 0)
-        store_rollback(st);
-    fc->done += (int64_t)fc->nbatch;
-    for (size_t i = 0; i < fc->nbatch; i++)
-        pending_free(&fc->batch[i]);
-    fc->nbatch = 0;
-    fc->batch_bytes = 0;
+    free(fc->staged);
+    fc->staged = NULL;
+    fc->nstaged = 0;
+    fc->nremapped = 0;
     struct sync_host *h = fc->id->base.host;
     if (rc == 0 && h) {
         h->committed(h);
         h->progress(h, fc->folder_id, fc->done, fc->total);
     }
+    return rc;
+}
+
+/* Write the current batch's files, commit the previous batch (its syncfs
+ * has run meanwhile), and start this one's syncfs. */
+static int
+flush_batch(struct fetch_ctx *fc, struct sync_error *err)
+{
+    if (fc->nbatch == 0)
+        return commit_staged(fc, err);
+    struct store *st = fc->id->base.st;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < fc->nbatch; i++) {
+        struct pending *p = &fc->batch[i];
+        struct store_item it;
+        p->action = PENDING_ADD;
+        /* The same UID may already be here: a repeated FETCH, or a message
+         * kept in part that is now fetched whole. */
+        if (store_item_by_uid(st, fc->folder_id, p->uid, &it) == STORE_OK) {
+            p->action = it.state == STORE_ITEM_PARTIAL && !p->partial ? PENDING_UPGRADE
+                                                                       : PENDING_SKIP;
+            p->target = it.id;
+        } else if (fc->remap) {
+            /* The same message under its new UID keeps its name and inode:
+             * same Message-ID (or none), same size, same bytes. */
+            struct remap_ctx rm = {.st = st, .fc = fc, .data = p->data, .len = p->size};
+            if (store_item_each_unmapped_match(st, fc->folder_id, p->message_id,
+                                               (int64_t)p->size, remap_cb, &rm) != STORE_OK)
+                rc = imap_sync_store_fail(err, st, "remapping a message");
+            if (rc == 0 && rm.id) {
+                p->action = PENDING_REMAP;
+                p->target = rm.id;
+                if (fc->nremapped == fc->aremapped) {
+                    fc->aremapped = fc->aremapped ? fc->aremapped * 2 : 16;
+                    fc->remapped = xrealloc(fc->remapped, fc->aremapped * sizeof *fc->remapped);
+                }
+                fc->remapped[fc->nremapped++] = rm.id;
+            }
+        }
+        if (rc == 0 && (p->action == PENDING_ADD || p->action == PENDING_UPGRADE)) {
+            snprintf(p->tmp, sizeof p->tmp, "dl-%lld-%u", (long long)fc->folder_id, p->uid);
+            char path[4096];
+            store_tmp_path(st, p->tmp, path, sizeof path);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            int e = fd < 0 ? -errno : util_write_all(fd, p->data, p->size);
+            if (fd >= 0 && close(fd) < 0 && e == 0)
+                e = -errno;
+            if (e < 0) {
+                sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
+                               "writing a message: %s", strerror(-e));
+                rc = -1;
+            }
+        }
+        free(p->data); /* on disk now, or not needed */
+        p->data = NULL;
+    }
+    if (rc == 0)
+        rc = commit_staged(fc, err);
+    if (rc == 0) {
+        fc->staged = fc->batch;
+        fc->nstaged = fc->nbatch;
+        fc->batch = NULL;
+        fc->nbatch = fc->abatch = 0;
+        fc->batch_bytes = 0;
+        fc->syncing = true;
+        fc->sync_thread = pthread_create(&fc->syncer, NULL, syncer_main, fc) == 0;
+        if (!fc->sync_thread)
+            fc->sync_result = store_content_sync(st); /* no thread: here and now */
+        return 0;
+    }
+    for (size_t i = 0; i < fc->nbatch; i++) {
+        if (fc->batch[i].tmp[0]) {
+            char path[4096];
+            store_tmp_path(st, fc->batch[i].tmp, path, sizeof path);
+            unlink(path);
+        }
+        pending_free(&fc->batch[i]);
+    }
+    fc->nbatch = 0;
+    fc->batch_bytes = 0;
     return rc;
 }
 
@@ -1077,6 +1199,8 @@ fetch_bodies(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
     free(uids);
     if (rc == 0)
         rc = flush_batch(fc, err);
+    if (rc == 0)
+        rc = commit_staged(fc, err);
     size_t missing = 0;
     for (size_t i = 0; i < n; i++)
         if (!fc->got[i])
@@ -1323,6 +1447,8 @@ fetch_partials(struct fetch_ctx *fc, const struct srv_msg *want, size_t n,
         if (rc == 0)
             rc = flush_batch(fc, err);
     }
+    if (rc == 0)
+        rc = commit_staged(fc, err);
     dynbuf_free(&set);
     free(uids);
     if (rc == 0 && missing) {
@@ -1837,6 +1963,17 @@ op_sync_folder(struct sync_driver *d, int64_t folder_id, struct sync_error *err)
         rc = -1;
     }
 out:
+    if (fc.syncing) {
+        /* A failure left a batch waiting: it is not committed. */
+        struct sync_error ignored;
+        fc.sync_result = -EIO;
+        if (fc.sync_thread)
+            pthread_join(fc.syncer, NULL);
+        fc.sync_thread = false;
+        fc.sync_result = -EIO;
+        commit_staged(&fc, &ignored);
+    }
+    free(fc.remapped);
     for (size_t i = 0; i < fc.nbatch; i++)
         pending_free(&fc.batch[i]);
     free(fc.batch);
