@@ -6,6 +6,7 @@
 #include "common/crash.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "sync/dav_xml.h"
 #include "sync/sync.h"
 
 #include <curl/curl.h>
@@ -470,6 +471,8 @@ main(int argc, char **argv)
     log_open(NULL, cli.log_level);
     crash_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* libxml2's first initialisation is not thread-safe. */
+    dav_xml_init();
     int rc;
     bool sub = false;
     for (size_t k = 0; npos > 0 && k < ARRAY_SIZE(subcommands); k++)
