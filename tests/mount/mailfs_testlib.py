@@ -237,6 +237,7 @@ class TcpRecorder:
         self.port = self.sock.getsockname()[1]
         self.sent = bytearray()
         self.streams = []  # what the client sent, one bytearray per connection
+        self.connect_errors = []  # why connections to the target failed
         self.lock = threading.Lock()
         self.threads = []
         self.closing = False
@@ -251,7 +252,8 @@ class TcpRecorder:
                 return
             try:
                 s = socket.create_connection(self.target)
-            except OSError:
+            except OSError as e:
+                self.connect_errors.append(e)
                 c.close()
                 continue
             with self.lock:
@@ -533,9 +535,128 @@ def folder_flags(client, folder):
     return {b: server_flags_to_set(fl) for fl, b in dovecot.fetch_all(client, folder).values()}
 
 
-def wait_server(client, folder, bodies, timeout, what=None):
+def wait_server(client, folder, bodies, timeout, what=None, mount=None):
     """Wait until the server folder holds exactly `bodies` (any order, each
-    as often as listed)."""
+    as often as listed); with mount (a Mount), stop early when its daemon
+    exits."""
     want = sorted(bodies)
-    wait_until(lambda: folder_bodies(client, folder) == want, timeout, interval=0.1,
+    pred = lambda: folder_bodies(client, folder) == want  # noqa: E731
+    if mount is not None:
+        pred = while_alive(mount, pred)
+    wait_until(pred, timeout, interval=0.1,
                what=what or "server folder %s holds the expected messages" % folder)
+
+
+class DaemonDied(Exception):
+    """The mailfs daemon exited while a test waited on it (not an OSError,
+    so wait_until stops at once)."""
+
+
+def while_alive(m, predicate):
+    """predicate, raising DaemonDied as soon as the daemon of Mount m has
+    exited (a crash shows at once instead of at the end of a timeout)."""
+    def check():
+        if m.proc.poll() is not None:
+            raise DaemonDied("mailfs exited with %r:\n%s" % (m.proc.returncode,
+                                                              m.stderr()[-3000:]))
+        return predicate()
+    return check
+
+
+class HoldingProxy:
+    """A TCP proxy to (host, port) that stops passing the server's answers
+    to the client once the client has sent a whole command matching
+    `pattern` (a bytes regex on the command's first line, literals
+    included): the server carries the command out, the client never hears
+    the result -- the window between "sent" and "recorded" that a crash can
+    hit. `held` is set when that happened."""
+
+    def __init__(self, host, port, pattern):
+        self.target = (host, port)
+        self.pattern = re.compile(pattern)
+        self.held = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            self.conns += [c, s]
+            threading.Thread(target=self._client, args=(c, s), daemon=True).start()
+            threading.Thread(target=self._server, args=(s, c), daemon=True).start()
+
+    def _client(self, src, dst):
+        buf = b""
+        pending = None  # (matched, bytes of literal still to pass)
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                buf += data
+                # follow the command structure to see where a command ends
+                # (before passing the bytes on, so that no answer to the
+                # matching command can slip through)
+                while True:
+                    if pending and pending[1] > 0:
+                        take = min(pending[1], len(buf))
+                        buf = buf[take:]
+                        pending = (pending[0], pending[1] - take)
+                        if pending[1] > 0:
+                            break
+                    i = buf.find(b"\r\n")
+                    if i < 0:
+                        break
+                    line, buf = buf[:i], buf[i + 2:]
+                    matched = (pending[0] if pending else False) or bool(
+                        self.pattern.search(line))
+                    lit = re.search(rb"\{(\d+)\+?\}$", line)
+                    if lit:
+                        pending = (matched, int(lit.group(1)))
+                        continue
+                    pending = None
+                    if matched:
+                        self.held.set()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(src, dst)
+
+    def _server(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.held.is_set():
+                    continue  # swallowed: the client never hears it
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(src, dst)
+
+    @staticmethod
+    def _close(*socks):
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+        self._close(*self.conns)
