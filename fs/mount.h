@@ -50,7 +50,8 @@ bool mount_online(struct mount *m);
 void mount_opened(struct mount *m, int64_t folder_id);
 /* errno for a store status (EIO when nothing more precise fits). */
 int mount_errno(enum store_status s);
-void mount_dir_attr(struct mount *m, uint64_t ino, struct stat *sb);
+/* mtime 0: the mount's start. */
+void mount_dir_attr(struct mount *m, uint64_t ino, int64_t mtime, struct stat *sb);
 void mount_file_attr(struct mount *m, uint64_t ino, int64_t size, int64_t date,
                      struct stat *sb);
 /* Timeouts and generation of an entry reply. */

@@ -71,7 +71,7 @@ mount_errno(enum store_status s)
 }
 
 void
-mount_dir_attr(struct mount *m, uint64_t ino, struct stat *sb)
+mount_dir_attr(struct mount *m, uint64_t ino, int64_t mtime, struct stat *sb)
 {
     memset(sb, 0, sizeof *sb);
     sb->st_ino = ino;
@@ -81,7 +81,7 @@ mount_dir_attr(struct mount *m, uint64_t ino, struct stat *sb)
     sb->st_gid = m->gid;
     sb->st_size = 4096;
     sb->st_blksize = 4096;
-    sb->st_mtime = sb->st_ctime = sb->st_atime = m->mount_time;
+    sb->st_mtime = sb->st_ctime = sb->st_atime = mtime > 0 ? mtime : m->mount_time;
 }
 
 void
@@ -172,7 +172,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     enum store_status s = store_folder_lookup(st, fid, name, &f);
     if (s == STORE_OK) {
         e.ino = store_ino_folder(f.id);
-        mount_dir_attr(m, e.ino, &e.attr);
+        mount_dir_attr(m, e.ino, f.mtime, &e.attr);
         store_folder_clear(&f);
         fuse_reply_entry(req, &e);
         return;
@@ -218,7 +218,7 @@ static int
 node_attr(struct mount *m, struct store *st, fuse_ino_t ino, struct stat *sb)
 {
     if (ino == FUSE_ROOT_ID) {
-        mount_dir_attr(m, ino, sb);
+        mount_dir_attr(m, ino, 0, sb);
         return 0;
     }
     if (is_dir_ino(ino)) {
@@ -227,7 +227,7 @@ node_attr(struct mount *m, struct store *st, fuse_ino_t ino, struct stat *sb)
         if (s != STORE_OK)
             return mount_errno(s);
         store_folder_clear(&f);
-        mount_dir_attr(m, ino, sb);
+        mount_dir_attr(m, ino, f.mtime, sb);
         return 0;
     }
     struct store_item it;
@@ -308,7 +308,7 @@ dir_cb(void *ctx, const struct store_dirent *d)
     struct dir_fill *df = ctx;
     struct stat sb;
     if (d->is_dir)
-        mount_dir_attr(df->m, d->ino, &sb);
+        mount_dir_attr(df->m, d->ino, d->date, &sb);
     else
         mount_file_attr(df->m, d->ino, item_size(df->m, d->partial, d->size, d->full_size),
                         d->date, &sb);
@@ -330,12 +330,13 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
     df.buf = xmalloc(size);
     struct stat sb;
     bool full = false;
+    /* "." and "..": the times shown come with their own lookups. */
     if (off < 1) {
-        mount_dir_attr(m, ino, &sb);
+        mount_dir_attr(m, ino, 0, &sb);
         full = !add_entry(&df, ".", &sb, 1, false);
     }
     if (!full && off < 2) {
-        mount_dir_attr(m, ino, &sb);
+        mount_dir_attr(m, ino, 0, &sb);
         full = !add_entry(&df, "..", &sb, 2, false);
     }
     enum store_status s = STORE_OK;

@@ -377,8 +377,10 @@ draft_commit(struct mount *m, struct store *st, struct draft *d)
     uint64_t ino = d->ino;
     d->fd = dup(d->fd); /* draft_free closes; the staged path is gone */
     draft_free(m, d, false, st);
-    if (changed)
-        notify_inode_later(ino);
+    /* The kernel's attributes (size after CRLF, the date from the header)
+     * may differ from what it computed while the file was written. */
+    (void)changed;
+    notify_inode_later(ino);
     kick(m);
     return 0;
 }
@@ -512,9 +514,22 @@ write_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             fuse_reply_err(req, EISDIR);
             return;
         }
-        /* Directory modes and times are fixed; accept the request so tools
-         * that set them (rsync -a, cp -a) carry on. */
-        mount_dir_attr(m, ino, &sb);
+        /* Directory modes are fixed (0700); times are kept, locally only,
+         * so rsync -a and cp -a find what they set. */
+        int64_t dmtime = 0;
+        if (ino != FUSE_ROOT_ID) {
+            struct store_folder f;
+            if (store_folder_get(st, store_ino_id(ino), &f) == STORE_OK) {
+                dmtime = f.mtime;
+                store_folder_clear(&f);
+            }
+            int64_t want = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? util_now()
+                           : (to_set & FUSE_SET_ATTR_MTIME)   ? (int64_t)attr->st_mtime
+                                                              : -1;
+            if (want > 0 && store_folder_set_mtime(st, store_ino_id(ino), want) == STORE_OK)
+                dmtime = want;
+        }
+        mount_dir_attr(m, ino, dmtime, &sb);
         fuse_reply_attr(req, &sb, 86400.0);
         return;
     }
@@ -536,6 +551,8 @@ write_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     if (!e && mtime >= 0 && d)
         d->mtime = mtime;
     int64_t draft_size = d ? d->size : -1;
+    if (mtime < 0 && d && d->mtime >= 0)
+        mtime = d->mtime; /* set earlier, applied at the commit */
     pthread_mutex_unlock(&m->drafts_lock);
     if (!e && mtime >= 0 && !d) {
         enum store_status s = local_item_date(st, store_ino_id(ino), mtime);
@@ -674,7 +691,7 @@ write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     memset(&ep, 0, sizeof ep);
     mount_fill_entry(&ep);
     ep.ino = store_ino_folder(id);
-    mount_dir_attr(m, ep.ino, &ep.attr);
+    mount_dir_attr(m, ep.ino, 0, &ep.attr);
     fuse_reply_entry(req, &ep);
 }
 

@@ -33,6 +33,7 @@ read_folder(sqlite3_stmt *s, struct store_folder *f)
     f->last_sync = sqlite3_column_int64(s, 13);
     f->error = col_dup(s, 14);
     f->local_only = sqlite3_column_int(s, 15) != 0;
+    f->mtime = sqlite3_column_int64(s, 16);
 }
 
 void
@@ -382,6 +383,17 @@ store_folder_set_local_only(struct store *st, int64_t id, bool on)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, on);
+    return store_step_done(st, s);
+}
+
+enum store_status
+store_folder_set_mtime(struct store *st, int64_t id, int64_t mtime)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE folders SET mtime = ?2 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, mtime);
     return store_step_done(st, s);
 }
 

@@ -406,6 +406,7 @@ store_dir_list(struct store *st, int64_t folder_id, uint64_t after,
                 .ino = store_ino_folder(sqlite3_column_int64(s, 0)),
                 .is_dir = true,
                 .name = (const char *)sqlite3_column_text(s, 1),
+                .date = sqlite3_column_int64(s, 2),
             };
             if (fn(ctx, &e)) {
                 stop = true;
@@ -490,8 +491,8 @@ store_item_set_content(struct store *st, int64_t id, int64_t size, int64_t date,
                        const char *message_id, enum store_item_state state)
 {
     sqlite3_stmt *s = store_sql(st, "UPDATE items SET size = ?2, date = ?3, message_id = ?4, "
-                                    "state = ?5, staged = 1, error = NULL, has_content = 1 "
-                                    "WHERE id = ?1");
+                                    "state = ?5, staged = 1, error = NULL, has_content = 1, "
+                                    "gen = gen + 1 WHERE id = ?1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -501,6 +502,25 @@ store_item_set_content(struct store *st, int64_t id, int64_t size, int64_t date,
         sqlite3_bind_text(s, 4, message_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, state);
     return store_step_done(st, s);
+}
+
+enum store_status
+store_item_gen(struct store *st, int64_t id, int64_t *gen, bool *staged)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT gen, staged FROM items WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    enum store_status r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        *gen = sqlite3_column_int64(s, 0);
+        *staged = sqlite3_column_int(s, 1) != 0;
+    } else {
+        r = rc == SQLITE_DONE ? STORE_NOTFOUND : store_sqlite_status(st, rc);
+    }
+    sqlite3_reset(s);
+    return r;
 }
 
 enum store_status
@@ -636,7 +656,9 @@ store_item_refresh(struct store *st, int64_t id, const void *content, size_t siz
             return STORE_IO;
         }
     }
-    sqlite3_stmt *s = store_sql(st, "UPDATE items SET uid = ?2, flags = coalesce(?3, flags), "
+    /* A new UID: the MODSEQ belonged to the old message. */
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET modseq = CASE WHEN uid <> ?2 THEN 0 "
+                                    "ELSE modseq END, uid = ?2, flags = coalesce(?3, flags), "
                                     "size = CASE WHEN ?5 THEN ?4 ELSE size END, "
                                     "full_size = CASE WHEN ?5 THEN ?4 ELSE full_size END, "
                                     "state = ?6, error = NULL WHERE id = ?1");

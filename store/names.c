@@ -115,31 +115,101 @@ names_sanitize(const char *s, size_t len, size_t max)
     return r;
 }
 
-char *
-names_item(int64_t date, const char *subject, const char *ext)
-{
-    char prefix[64] = "0000-00-00 00.00";
-    struct tm tm;
-    time_t t = (time_t)date;
-    if (!ext)
-        ext = "";
-    if (date >= 0 && localtime_r(&t, &tm))
-        snprintf(prefix, sizeof(prefix), "%04d-%02d-%02d %02d.%02d", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+#define FULLWIDTH_FULL_STOP "\xef\xbc\x8e" /* U+FF0E */
 
-    /* the date and the extension always stay whole; the subject gets the rest */
-    size_t fixed = strlen(prefix) + 1 + strlen(ext);
+/* "[prefix ]text.ext" with the text made safe ("fallback" when nothing of it
+ * is left) and cut so that the prefix and the extension stay whole. */
+static char *
+compose(const char *prefix, const char *text, const char *fallback, const char *ext)
+{
+    const char *sep = *prefix ? " " : "";
+    size_t fixed = strlen(prefix) + strlen(sep) + strlen(ext);
     size_t room = fixed < NAMES_MAX ? NAMES_MAX - fixed : 0;
     struct dynbuf b;
     dynbuf_init(&b, NAMES_MAX);
-    if (subject)
-        clean(subject, strlen(subject), room, &b);
+    if (text)
+        clean(text, strlen(text), room, &b);
     if (b.len == 0)
-        clean("(no subject)", strlen("(no subject)"), room, &b);
-    char *subj = dynbuf_take(&b);
-    char *name = xasprintf("%s %s%s", prefix, subj, ext);
-    free(subj);
+        clean(fallback, strlen(fallback), room, &b);
+    char *t = dynbuf_take(&b);
+    char *name;
+    if (!*prefix && t[0] == '.') {
+        /* never a hidden file: the dot becomes its fullwidth twin, and the
+         * text is cut again for the two bytes that adds */
+        size_t keep = utf8_cut(t + 1, strlen(t + 1), room - strlen(FULLWIDTH_FULL_STOP));
+        while (keep > 0 && t[keep] == ' ')
+            keep--;
+        name = xasprintf("%s%.*s%s", FULLWIDTH_FULL_STOP, (int)keep, t + 1, ext);
+    } else {
+        name = xasprintf("%s%s%s%s", prefix, sep, t, ext);
+    }
+    free(t);
     return name;
+}
+
+/* "YYYY-MM-DD" or "YYYY-MM-DD HH.MM" of t in local time into out; zeros
+ * when t is INT64_MIN or its year is not four digits. */
+static void
+local_stamp(int64_t t, bool with_time, char out[64])
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    bool ok = t != INT64_MIN && localtime_r(&tt, &tm) && tm.tm_year >= -1900 &&
+              tm.tm_year <= 9999 - 1900;
+    if (!ok)
+        memset(&tm, 0, sizeof(tm)), tm.tm_year = -1900, tm.tm_mon = -1;
+    if (with_time)
+        snprintf(out, 64, "%04d-%02d-%02d %02d.%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min);
+    else
+        snprintf(out, 64, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+char *
+names_item(int64_t date, const char *subject, const char *ext)
+{
+    char prefix[64];
+    /* mail before 1970 is a broken Date: header, not history */
+    local_stamp(date >= 0 ? date : INT64_MIN, true, prefix);
+    return compose(prefix, subject, "(no subject)", ext ? ext : "");
+}
+
+char *
+names_event(int64_t start, bool all_day, const char *summary)
+{
+    char prefix[64];
+    local_stamp(start, !all_day, prefix);
+    return compose(prefix, summary, "(no title)", ".ics");
+}
+
+char *
+names_task(int64_t due, const char *summary)
+{
+    char prefix[64] = "";
+    if (due >= 0)
+        local_stamp(due, false, prefix);
+    return compose(prefix, summary, "(no title)", ".ics");
+}
+
+char *
+names_note(const char *title)
+{
+    return compose("", title, "(untitled)", ".txt");
+}
+
+char *
+names_contact(const char *fn)
+{
+    return compose("", fn, "(no name)", ".vcf");
+}
+
+char *
+names_title_from_file(const char *file_name)
+{
+    size_t n = file_name ? strlen(file_name) : 0;
+    if (n >= 4 && util_ascii_eq(file_name + n - 4, 4, ".txt"))
+        n -= 4;
+    return xstrndup(file_name ? file_name : "", n);
 }
 
 int

@@ -6,6 +6,7 @@
 #ifndef MAILFS_NAMES_H
 #define MAILFS_NAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,36 @@ char *names_sanitize(const char *s, size_t len, size_t max);
  * sanitized ("(no subject)" when NULL or empty) and cut so the whole name fits
  * NAMES_MAX bytes. ext includes the dot (".eml"). */
 char *names_item(int64_t date, const char *subject, const char *ext);
+
+/* The names of DAV items. Each is "[prefix ]Text.ext": the text sanitized
+ * (a fallback when NULL or blank) and cut so the whole fits NAMES_MAX, the
+ * prefix and the extension always whole. Without a date prefix, a text that
+ * would begin with '.' begins with U+FF0E (FULLWIDTH FULL STOP) instead, so an
+ * item is never a hidden file. Dates are in the local time zone. */
+
+/* An event, by start: "YYYY-MM-DD HH.MM Summary.ics", or "YYYY-MM-DD
+ * Summary.ics" when all_day; "(no title)" without a summary. A start before
+ * 1970 is a date like any other (birthdays); INT64_MIN (no start) or a year
+ * outside 0..9999 gives "0000-00-00 00.00" / "0000-00-00". */
+char *names_event(int64_t start, bool all_day, const char *summary);
+
+/* A task: "Summary.ics", or "YYYY-MM-DD Summary.ics" with the day it is due
+ * when due >= 0 (the day only: a listing then sorts dated tasks first, by
+ * due day, and undated ones after them by title). "(no title)" without a
+ * summary. */
+char *names_task(int64_t due, const char *summary);
+
+/* A note: "Title.txt"; "(untitled).txt" without a title. */
+char *names_note(const char *title);
+
+/* A contact: "Full Name.vcf"; "(no name).vcf" without one. */
+char *names_contact(const char *fn);
+
+/* The note title a user gave as a file name: the name without its ".txt"
+ * (any case); a name without it is the title whole. Not the inverse of
+ * names_note for titles that sanitizing changed ('/' and the like), so use
+ * it only for names users chose. May be "" (for ".txt"). */
+char *names_title_from_file(const char *file_name);
 
 /* The n-th alternative (n >= 2) of `name` for uniqueness: "base (n).ext",
  * where ext is the part from the last '.' when name ends in a known item

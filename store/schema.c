@@ -99,6 +99,11 @@ static const char *const migrations[] = {
     "ALTER TABLE folders ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE journal ADD COLUMN kind INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE journal ADD COLUMN href TEXT;",
+
+    /* 6: a generation counter of local content (an upload must send the
+     * bytes it saw), and directory times set by users (rsync -a). */
+    "ALTER TABLE items ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE folders ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))

@@ -21,7 +21,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 #define FOLDER_COLS                                                                       \
     "id, parent_id, kind, name, server_name, delimiter, selectable, mode, uidvalidity, " \
-    "highestmodseq, uidnext, server_count, sync_token, last_sync, error, local_only"
+    "highestmodseq, uidnext, server_count, sync_token, last_sync, error, local_only, mtime"
     [ST_FOLDER_GET] = "SELECT " FOLDER_COLS " FROM folders WHERE id = ?1",
     [ST_FOLDER_LOOKUP] = "SELECT " FOLDER_COLS
                          " FROM folders WHERE parent_id = ?1 AND name = ?2",
@@ -63,7 +63,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ITEM_COUNT] = "SELECT count(*) FROM items WHERE folder_id = ?1",
     [ST_ITEM_COUNT_UID] = "SELECT count(*) FROM items WHERE folder_id = ?1 AND uid <> 0",
     [ST_ITEM_IDS_IN_FOLDER] = "SELECT id, name FROM items WHERE folder_id = ?1",
-    [ST_DIR_FOLDERS] = "SELECT id, name FROM folders WHERE parent_id = ?1 AND id > ?2 "
+    [ST_DIR_FOLDERS] = "SELECT id, name, mtime FROM folders WHERE parent_id = ?1 AND id > ?2 "
                        "ORDER BY id",
     [ST_DIR_ITEMS] = "SELECT id, name, size, date, state, full_size FROM items WHERE "
                      "folder_id = ?1 AND "
@@ -351,6 +351,12 @@ store_set_durable(struct store *st, bool full)
 enum store_status
 store_begin(struct store *st)
 {
+    if (sqlite3_get_autocommit(st->db) == 0) {
+        /* A caller's failure left one open: never let that stop everything
+         * that comes after. */
+        store_set_error(st, "a transaction was left open; rolled back");
+        store_rollback(st);
+    }
     enum store_status s = run_simple(st, ST_BEGIN);
     if (s == STORE_OK)
         st->in_txn = true;

@@ -129,6 +129,7 @@ struct store_folder {
     int64_t last_sync;      /* wall-clock time of the last completed sync, 0 */
     char *error;            /* last sync error, NULL when none; owned */
     bool local_only;        /* made here and not yet created on the server */
+    int64_t mtime;          /* set by the user (utime), 0 when never */
 };
 
 void store_folder_clear(struct store_folder *f);
@@ -258,6 +259,10 @@ enum store_status store_item_clear_staged(struct store *st, int64_t id);
 /* Items whose staged content may not be in place yet. */
 enum store_status store_item_each_staged(struct store *st,
                                          int (*fn)(void *ctx, int64_t id), void *ctx);
+/* The generation of an item's local content (bumped by every commit of new
+ * content) and whether it is staged (not yet in place): an upload checks
+ * that what it read is still what the item holds. */
+enum store_status store_item_gen(struct store *st, int64_t id, int64_t *gen, bool *staged);
 /* State and the reason for an error (NULL for none). */
 enum store_status store_item_set_state(struct store *st, int64_t id,
                                        enum store_item_state state, const char *error);
@@ -296,6 +301,8 @@ enum store_status store_item_set_whole(struct store *st, int64_t id, int64_t siz
 enum store_status store_folder_rename(struct store *st, int64_t id, int64_t parent_id,
                                       const char *name, const char *server_name);
 enum store_status store_folder_set_local_only(struct store *st, int64_t id, bool on);
+/* A directory time the user set (local only). */
+enum store_status store_folder_set_mtime(struct store *st, int64_t id, int64_t mtime);
 /* true when the folder holds no items and no folders. */
 enum store_status store_folder_is_empty(struct store *st, int64_t id, bool *empty);
 

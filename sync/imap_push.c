@@ -48,6 +48,9 @@ committed(struct imap_driver *id)
 static int
 txn_begin(struct imap_driver *id, struct sync_error *err)
 {
+    /* Whatever failed before must not leave a transaction behind (a store
+     * that can never begin again would stop the journal for good). */
+    store_rollback(store_of(id));
     if (store_begin(store_of(id)) != STORE_OK)
         return imap_sync_store_fail(err, store_of(id), "starting a transaction");
     return 0;
@@ -423,9 +426,11 @@ push_deletes(struct imap_driver *id, struct journal_entry *first, int64_t *after
             else if (x > 0) {
                 snprintf(why, sizeof why, "%s", err->msg);
                 rc = txn_begin(id, err);
-                for (size_t i = 0; rc == 0 && i < n; i++)
-                    rc = refuse(id, &batch[i], why, err);
-                rc = rc == 0 ? txn_end(id, rc, "delete refused", err) : rc;
+                if (rc == 0) {
+                    for (size_t i = 0; rc == 0 && i < n; i++)
+                        rc = refuse(id, &batch[i], why, err);
+                    rc = txn_end(id, rc, "delete refused", err);
+                }
                 goto out;
             }
         }
@@ -460,6 +465,8 @@ struct upload {
     enum imap_status status;
     uint32_t uid, uidvalidity;
     char reason[256];
+    int64_t gen;       /* of the content read */
+    bool deferred;     /* changed while being read: next time */
 };
 
 static void
@@ -490,6 +497,11 @@ upload_prepare(struct imap_driver *id, struct upload *u, struct sync_error *err)
                    ? -1
                    : 0;
     }
+    bool staged = false;
+    if (store_item_gen(st, u->e.item_id, &u->gen, &staged) != STORE_OK)
+        return imap_sync_store_fail(err, st, "reading an item to upload");
+    if (staged)
+        return 2; /* new content is being put in place: the next push sends it */
     u->content = read_content(st, u->e.item_id, &u->len);
     if (!u->content) {
         if (txn_begin(id, err) < 0)
@@ -526,7 +538,12 @@ upload_record(struct imap_driver *id, struct upload *u, struct sync_error *err)
                  u->folder.server_name);
         return done(id, &u->e, err);
     }
-    enum store_status s = store_item_refresh(st, u->e.item_id, NULL, 0, u->uid, NULL);
+    /* Moved to another folder while the upload was under way: the UID is
+     * not its UID there; the queued move takes it (journal_fill_uid). */
+    struct store_item now;
+    enum store_status s = store_item_get(st, u->e.item_id, &now);
+    if (s == STORE_OK && now.folder_id == u->folder.id)
+        s = store_item_refresh(st, u->e.item_id, NULL, 0, u->uid, NULL);
     if (s != STORE_OK && s != STORE_NOTFOUND)
         return imap_sync_store_fail(err, st, "recording an upload");
     if (journal_fill_uid(st, u->e.item_id, u->folder.server_name, u->uid, u->uidvalidity) !=
@@ -566,9 +583,11 @@ upload_recover(struct imap_driver *id, struct upload *u, bool *found, struct syn
                  (long long)u->e.item_id, uid, f.server_name);
         u->uid = uid;
         u->uidvalidity = mb.uidvalidity;
-        free(u->folder.server_name);
-        u->folder.server_name = xstrdup(f.server_name);
+        /* Where it went, which need not be where the item is now. */
+        store_folder_clear(&u->folder);
+        u->folder = f;
         *found = true;
+        return rc;
     }
     store_folder_clear(&f);
     return rc;
@@ -576,7 +595,7 @@ upload_recover(struct imap_driver *id, struct upload *u, bool *found, struct syn
 
 static int
 push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after,
-             struct sync_error *err)
+             bool *deferred, struct sync_error *err)
 {
     struct store *st = store_of(id);
     struct imap_conn *c = id->conn;
@@ -602,7 +621,9 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
             n++;
             break;
         }
-        if (p == 0) {
+        if (p == 0 || p == 2) {
+            if (p == 2)
+                *deferred = true;
             upload_clear(u);
         } else {
             bytes += u->len;
@@ -632,12 +653,29 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
     }
 
     /* Mark in flight, with how to find each one again. */
+    bool began = false;
     if (rc == 0)
-        rc = txn_begin(id, err);
+        began = (rc = txn_begin(id, err)) == 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct upload *u = &ups[i];
         if (u->tag == UINT32_MAX)
             continue;
+        /* A local change committed since the content was read: this
+         * transaction and that one are ordered, so checking here means the
+         * bytes and flags sent are the item's (a later change sees the
+         * upload in flight and queues its own). */
+        int64_t gen = -1;
+        bool staged = true;
+        store_item_gen(st, u->e.item_id, &gen, &staged);
+        if (gen != u->gen || staged) {
+            u->deferred = true;
+            u->tag = UINT32_MAX;
+            *deferred = true;
+            continue;
+        }
+        free(u->flags);
+        if (store_item_flags(st, u->e.item_id, &u->flags) != STORE_OK)
+            u->flags = xstrdup("");
         u->e.state = JOURNAL_INFLIGHT;
         u->e.folder_id = u->item.folder_id;
         u->e.hint = u->folder.uidnext ? u->folder.uidnext : 1;
@@ -649,7 +687,7 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
         if (journal_update(st, &u->e) != STORE_OK)
             rc = imap_sync_store_fail(err, st, "marking uploads in flight");
     }
-    if (rc == 0)
+    if (began)
         rc = txn_end(id, rc, "uploads in flight", err);
 
     /* Send them all, then read the answers. */
@@ -689,7 +727,7 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
     /* Without APPENDUID, look for each one. */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct upload *u = &ups[i];
-        if (u->tag == UINT32_MAX || u->status != IMAP_ST_OK || u->uid)
+        if (u->tag == UINT32_MAX || u->status != IMAP_ST_OK || u->uid || u->deferred)
             continue;
         struct imap_mailbox mb;
         int s = imap_sync_select(id, u->folder.server_name, &mb, err);
@@ -705,16 +743,19 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
     }
 
     /* Record every result at once. */
+    began = false;
     if (rc == 0)
-        rc = txn_begin(id, err);
+        began = (rc = txn_begin(id, err)) == 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct upload *u = &ups[i];
+        if (u->deferred)
+            continue;
         if (u->status == IMAP_ST_OK)
             rc = upload_record(id, u, err);
         else
             rc = refuse(id, &u->e, u->reason[0] ? u->reason : "APPEND refused", err);
     }
-    if (rc == 0)
+    if (began)
         rc = txn_end(id, rc, "uploads recorded", err);
     for (size_t i = 0; i < n; i++)
         upload_clear(&ups[i]);
@@ -1143,7 +1184,9 @@ code_is(struct imap_conn *c, const char *code)
 static int
 leave_selected(struct imap_driver *id, const char *name, struct sync_error *err)
 {
-    if (!id->selected || strcmp(id->selected, name) != 0)
+    /* The mailbox itself or one below it (a rename takes those along). */
+    size_t n = strlen(name);
+    if (!id->selected || strncmp(id->selected, name, n) != 0)
         return 0;
     free(id->selected);
     id->selected = NULL;
@@ -1264,9 +1307,13 @@ imap_push(struct imap_driver *id, struct sync_error *err)
         switch (e.op) {
         case JOURNAL_APPEND:
         case JOURNAL_REPLACE:
-            rc = push_uploads(id, &e, &next_after, err);
-            /* Edits leave a delete of the old version behind: take it next. */
-            next_after = after;
+            bool deferred = false;
+            rc = push_uploads(id, &e, &next_after, &deferred, err);
+            /* Edits leave a delete of the old version behind: take it next
+             * (unless an upload waits for its content: then go on, it comes
+             * with the next push). */
+            if (!deferred)
+                next_after = after;
             break;
         case JOURNAL_DELETE:
             rc = push_deletes(id, &e, &next_after, err);
