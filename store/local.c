@@ -223,7 +223,10 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
     if (r == STORE_OK && folder_id != it.folder_id) {
         enum store_status err = STORE_OK;
         r = store_folder_get(st, it.folder_id, &src);
-        if (r == STORE_OK && it.uid != 0) {
+        bool uploading =
+            r == STORE_OK &&
+            has_entry(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE), F, NULL, &err);
+        if (r == STORE_OK && it.uid != 0 && !uploading) {
             char *msgid = NULL;
             r = store_item_message_id(st, item_id, &msgid);
             struct journal_entry e = {
@@ -239,6 +242,11 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
             if (r == STORE_OK)
                 r = journal_add(st, &e, NULL);
             free(msgid);
+            uid = 0;
+        } else if (r == STORE_OK && uploading) {
+            /* A new version is on its way to the old folder: move that one
+             * once its UID is known (the old one is deleted by the edit). */
+            r = add_entry(st, JOURNAL_MOVE, item_id, folder_id, NULL, 0, 0);
             uid = 0;
         } else if (r == STORE_OK &&
                    !has_entry(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_MOVE), Q, NULL, &err) &&

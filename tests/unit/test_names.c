@@ -426,6 +426,153 @@ test_folder(void)
     free(r);
 }
 
+#define CHECK_NAME(expr, want)                                                           \
+    do {                                                                                 \
+        char *got_ = (expr);                                                             \
+        CHECK_STR(got_, want);                                                           \
+        CHECK(name_ok(got_));                                                            \
+        free(got_);                                                                      \
+    } while (0)
+
+static void
+test_event(void)
+{
+    set_tz("UTC");
+    CHECK_NAME(names_event(T0, false, "Planning"), "2025-11-24 10.00 Planning.ics");
+    CHECK_NAME(names_event(T0, true, "Holiday"), "2025-11-24 Holiday.ics");
+    CHECK_NAME(names_event(T0, false, NULL), "2025-11-24 10.00 (no title).ics");
+    CHECK_NAME(names_event(T0, true, " \t"), "2025-11-24 (no title).ics");
+    CHECK_NAME(names_event(T0, false, "a/b\nc"), "2025-11-24 10.00 a／b c.ics");
+    CHECK_NAME(names_event(T0, false, ".hidden"), "2025-11-24 10.00 .hidden.ics");
+    /* before 1970 is a date like any other; no start is zeros */
+    CHECK_NAME(names_event(INT64_C(-309225600), true, "Birthday"),
+               "1960-03-15 Birthday.ics");
+    CHECK_NAME(names_event(-1, false, "x"), "1969-12-31 23.59 x.ics");
+    CHECK_NAME(names_event(INT64_MIN, false, "x"), "0000-00-00 00.00 x.ics");
+    CHECK_NAME(names_event(INT64_MIN, true, "x"), "0000-00-00 x.ics");
+    CHECK_NAME(names_event(INT64_MAX, false, "x"), "0000-00-00 00.00 x.ics");
+    CHECK_NAME(names_event(INT64_C(253402300800), true, "y10k"), "0000-00-00 y10k.ics");
+    CHECK_NAME(names_event(INT64_C(-62167219200), true, "year 0"),
+               "0000-01-01 year 0.ics");
+    /* local time */
+    set_tz("CET-1");
+    CHECK_NAME(names_event(T0, false, "x"), "2025-11-24 11.00 x.ics");
+    CHECK_NAME(names_event(T0 - 11 * 3600, true, "x"), "2025-11-24 x.ics");
+    set_tz("EST5");
+    CHECK_NAME(names_event(T0, false, "x"), "2025-11-24 05.00 x.ics");
+    set_tz("UTC");
+}
+
+static void
+test_task_note_contact(void)
+{
+    set_tz("UTC");
+    CHECK_NAME(names_task(-1, "Pay rent"), "Pay rent.ics");
+    CHECK_NAME(names_task(INT64_MIN, "Pay rent"), "Pay rent.ics");
+    CHECK_NAME(names_task(T0, "Pay rent"), "2025-11-24 Pay rent.ics");
+    CHECK_NAME(names_task(-1, NULL), "(no title).ics");
+    CHECK_NAME(names_task(T0, ""), "2025-11-24 (no title).ics");
+    set_tz("EST5");
+    CHECK_NAME(names_task(T0 - 11 * 3600, "x"), "2025-11-23 x.ics");
+    set_tz("UTC");
+
+    CHECK_NAME(names_note("Groceries"), "Groceries.txt");
+    CHECK_NAME(names_note(NULL), "(untitled).txt");
+    CHECK_NAME(names_note("\xe2\x80\xae"), "(untitled).txt");
+    CHECK_NAME(names_note("notes.txt"), "notes.txt.txt");
+    CHECK_NAME(names_note("Reise / Urlaub"), "Reise ／ Urlaub.txt");
+    CHECK_NAME(names_contact("Jürgen Müller"), "Jürgen Müller.vcf");
+    CHECK_NAME(names_contact(""), "(no name).vcf");
+    CHECK_NAME(names_contact("Doe, John\nJr."), "Doe, John Jr..vcf");
+
+    /* never a hidden file, ".", ".." or a bare extension */
+    CHECK_NAME(names_note(".plan"), "\xef\xbc\x8eplan.txt");
+    CHECK_NAME(names_note("."), "\xef\xbc\x8e.txt");
+    CHECK_NAME(names_note(".."), "\xef\xbc\x8e..txt");
+    CHECK_NAME(names_contact(" .x"), "\xef\xbc\x8ex.vcf");
+    CHECK_NAME(names_task(-1, ".ics"), "\xef\xbc\x8eics.ics");
+}
+
+static void
+test_dav_length(void)
+{
+    char big[2000];
+    set_tz("UTC");
+    const char *chars[] = {"a", "é", "日", "😀", " ", "\xff", "/", "\xe2\x80\xae", "."};
+    for (size_t c = 0; c < sizeof(chars) / sizeof(chars[0]); c++) {
+        big[0] = '\0';
+        while (strlen(big) + strlen(chars[c]) < sizeof(big))
+            strcat(big, chars[c]);
+        char *names[] = {names_event(T0, false, big),
+                         names_event(T0, true, big),
+                         names_task(T0, big),
+                         names_task(-1, big),
+                         names_note(big),
+                         names_contact(big)};
+        const char *exts[] = {".ics", ".ics", ".ics", ".ics", ".txt", ".vcf"};
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+            CHECK(name_ok(names[k]) && ends_with(names[k], exts[k]));
+            CHECK(names[k][0] != '.');
+            /* space and invisible characters collapse to the fallback */
+            CHECK(strlen(names[k]) > NAMES_MAX - 4 || c == 4 || c == 7);
+            if (c == 0 && k == 0)
+                CHECK(strncmp(names[k], "2025-11-24 10.00 aaa", 20) == 0 &&
+                      strlen(names[k]) == NAMES_MAX);
+            free(names[k]);
+        }
+    }
+    /* a leading dot on a name cut to the limit */
+    memset(big, 'a', 300);
+    big[0] = '.';
+    big[300] = '\0';
+    char *r = names_note(big);
+    CHECK(name_ok(r) && strlen(r) <= NAMES_MAX && ends_with(r, "a.txt"));
+    CHECK(strncmp(r,
+                  "\xef\xbc\x8e"
+                  "aaa",
+                  6) == 0);
+    free(r);
+    /* a megabyte */
+    size_t n = 1 << 20;
+    char *huge = malloc(n + 1);
+    memset(huge, 'x', n);
+    huge[n] = '\0';
+    r = names_contact(huge);
+    CHECK(strlen(r) == NAMES_MAX && ends_with(r, "x.vcf"));
+    free(r);
+    free(huge);
+}
+
+static void
+test_title_from_file(void)
+{
+    CHECK_NAME(names_title_from_file("Groceries.txt"), "Groceries");
+    CHECK_NAME(names_title_from_file("Groceries.TXT"), "Groceries");
+    CHECK_NAME(names_title_from_file("notes.txt.txt"), "notes.txt");
+    CHECK_NAME(names_title_from_file("no extension"), "no extension");
+    CHECK_NAME(names_title_from_file("archive.tar.gz"), "archive.tar.gz");
+    CHECK_NAME(names_title_from_file("Reise ／ Urlaub.txt"), "Reise ／ Urlaub");
+    char *r = names_title_from_file(".txt");
+    CHECK_STR(r, "");
+    free(r);
+    r = names_title_from_file("txt");
+    CHECK_STR(r, "txt");
+    free(r);
+    r = names_title_from_file(NULL);
+    CHECK_STR(r, "");
+    free(r);
+    /* a title given as a name comes back as the title */
+    const char *titles[] = {"Groceries", "Einkauf, Wochenende", "日本語のメモ", "a.txt",
+                            "(untitled)"};
+    for (size_t k = 0; k < sizeof(titles) / sizeof(titles[0]); k++) {
+        char *name = names_note(titles[k]);
+        char *t = names_title_from_file(name);
+        CHECK_STR(t, titles[k]);
+        free(t);
+        free(name);
+    }
+}
+
 int
 main(void)
 {
@@ -438,5 +585,9 @@ main(void)
     RUN(test_variant);
     RUN(test_has_item_ext);
     RUN(test_folder);
+    RUN(test_event);
+    RUN(test_task_note_contact);
+    RUN(test_dav_length);
+    RUN(test_title_from_file);
     return check_done();
 }
