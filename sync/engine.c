@@ -57,6 +57,7 @@ struct sync {
     atomic_bool stop;
     atomic_bool offline;            /* no network at all */
     atomic_bool reconnect;          /* back online: forget the backoff */
+    bool pause_wanted, paused;      /* protected by lock: sync_pause */
     atomic_int_fast64_t hint;       /* a folder the user just opened, 0 none */
     int64_t first_folder;           /* the folder opened last in the previous session */
     int wake_fd;                    /* eventfd */
@@ -597,6 +598,19 @@ thread_main(void *arg)
 
     while (!atomic_load(&s->stop)) {
         pthread_mutex_lock(&s->lock);
+        if (s->pause_wanted) {
+            /* Another thread works on the store (reset): stand still. */
+            for (size_t i = 0; i < s->nslots; i++)
+                s->slots[i].d->ops->disconnect(s->slots[i].d);
+            s->paused = true;
+            pthread_cond_broadcast(&s->cond);
+            while (s->pause_wanted && !atomic_load(&s->stop))
+                pthread_cond_wait(&s->cond, &s->lock);
+            s->paused = false;
+            pthread_mutex_unlock(&s->lock);
+            pass_due = true;
+            continue;
+        }
         uint64_t gen = s->req_gen;
         bool requested = gen > s->done_gen;
         int64_t folder = s->req_folder;
@@ -806,6 +820,29 @@ sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms)
 }
 
 void
+sync_pause(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->pause_wanted = true;
+    pthread_mutex_unlock(&s->lock);
+    sync_kick(s);
+    pthread_mutex_lock(&s->lock);
+    while (s->running && !s->paused && !atomic_load(&s->stop))
+        pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+sync_resume(struct sync *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->pause_wanted = false;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    sync_kick(s);
+}
+
+void
 sync_request(struct sync *s, int64_t folder_id)
 {
     pthread_mutex_lock(&s->lock);
@@ -843,6 +880,9 @@ sync_stop(struct sync *s)
     if (!s->running)
         return;
     atomic_store(&s->stop, true);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->cond); /* a paused thread wakes and ends */
+    pthread_mutex_unlock(&s->lock);
     sync_kick(s);
     pthread_join(s->thread, NULL);
     s->running = false;

@@ -68,6 +68,11 @@ bool sync_is_offline(struct sync *s);
 /* A reader opened a message kept in part: fetch it whole now and wait at
  * most timeout_ms. 0 when the whole message is in the store. */
 int sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms);
+/* Stop the engine's work and wait until it stands still (it holds no
+ * connection and does not touch the store); sync_resume lets it go on with a
+ * full pass. For work that changes the whole store (reset). */
+void sync_pause(struct sync *s);
+void sync_resume(struct sync *s);
 /* Sync a folder soon (without waiting for it). */
 void sync_request(struct sync *s, int64_t folder_id);
 /* The user opened this folder: if a pass is under way, it syncs next. */
