@@ -7,7 +7,9 @@
 #include "common/log.h"
 #include "fs/config.h"
 #include "store/store.h"
+#include "sync/http.h"
 #include "sync/imap.h"
+#include "sync/sync.h"
 
 struct cli {
     const char *config_path;        /* borrowed from argv or owned default */
@@ -20,12 +22,23 @@ struct cli {
 
 /* $XDG_DATA_HOME/mailfs/NAME (or ~/.local/share/mailfs/NAME); owned. */
 char *cli_store_dir(const char *account);
-/* Run password_command and fill *imap from the account (strings borrowed
- * from cli->account and *password, which the caller wipes and frees). 0 or
- * -1 after printing the reason. */
-int cli_open_account(const struct cli *cli, struct imap_config *imap, char **password);
-/* Connect and log in once. 0 or -1 with *err. */
-int cli_check_account(const struct imap_config *imap, struct sync_error *err);
+/* What the sync engine needs of an account: its services' settings
+ * (strings borrowed from cli->account and `password`). */
+struct cli_account {
+    struct imap_config imap;    /* imap.url NULL: no mail */
+    struct http_config caldav;  /* base_url NULL: no calendars */
+    struct http_config carddav; /* base_url NULL: no contacts */
+    char *password;             /* owned; wiped by cli_account_clear */
+};
+
+/* Run password_command and fill *acc from the account. 0 or -1 after
+ * printing the reason. */
+int cli_open_account(const struct cli *cli, struct cli_account *acc);
+void cli_account_clear(struct cli_account *acc);
+/* The engine's options for the account's services (the rest zero). */
+void cli_sync_options(const struct cli_account *acc, struct sync_options *so);
+/* Connect and log in once to each service. 0 or -1 with *err. */
+int cli_check_account(const struct cli_account *acc, struct sync_error *err);
 /* Take the store's lock (one process per store): an fd or -1 with *err. */
 int cli_lock_store(const char *store_dir, char **err);
 

@@ -6,6 +6,7 @@
 #include "common/crash.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "sync/dav.h"
 #include "sync/dav_xml.h"
 #include "sync/sync.h"
 
@@ -58,41 +59,88 @@ cli_store_dir(const char *account)
     return xasprintf("%s/.local/share/mailfs/%s", home && home[0] ? home : "/", account);
 }
 
+static void
+http_from_account(const struct config_account *a, const char *url, const char *password,
+                  struct http_config *h)
+{
+    memset(h, 0, sizeof *h);
+    h->base_url = url;
+    h->user = a->user;
+    h->password = password;
+    h->cafile = a->cafile;
+    h->tls_none = a->tls == CONFIG_TLS_NONE;
+    h->connect_timeout_ms = 15000;
+    h->io_timeout_ms = 60000;
+}
+
 int
-cli_open_account(const struct cli *cli, struct imap_config *imap, char **password)
+cli_open_account(const struct cli *cli, struct cli_account *acc)
 {
     const struct config_account *a = cli->account;
-    memset(imap, 0, sizeof *imap);
-    *password = NULL;
-    if (!a->imap) {
-        fprintf(stderr, "mailfs: %s:%d: account '%s' has no imap URL; mail is the only "
-                        "protocol this version syncs\n",
-                a->file, a->line, a->name);
-        return -1;
-    }
+    memset(acc, 0, sizeof *acc);
     char *err = NULL;
-    if (config_password(a, password, &err) < 0) {
+    if (config_password(a, &acc->password, &err) < 0) {
         fprintf(stderr, "mailfs: %s\n", err);
         free(err);
         return -1;
     }
-    imap->url = a->imap;
-    imap->user = a->user;
-    imap->password = *password;
-    imap->cafile = a->cafile;
-    imap->tls_none = a->tls == CONFIG_TLS_NONE;
-    imap->connect_timeout_ms = 15000;
-    imap->io_timeout_ms = 60000;
+    if (a->imap) {
+        acc->imap.url = a->imap;
+        acc->imap.user = a->user;
+        acc->imap.password = acc->password;
+        acc->imap.cafile = a->cafile;
+        acc->imap.tls_none = a->tls == CONFIG_TLS_NONE;
+        acc->imap.connect_timeout_ms = 15000;
+        acc->imap.io_timeout_ms = 60000;
+    }
+    if (a->caldav)
+        http_from_account(a, a->caldav, acc->password, &acc->caldav);
+    if (a->carddav)
+        http_from_account(a, a->carddav, acc->password, &acc->carddav);
     return 0;
 }
 
-int
-cli_check_account(const struct imap_config *imap, struct sync_error *err)
+void
+cli_account_clear(struct cli_account *acc)
 {
-    struct imap_conn *c;
-    if (imap_connect(imap, &c, err) < 0)
-        return -1;
-    imap_close(c);
+    if (acc->password) {
+        explicit_bzero(acc->password, strlen(acc->password));
+        free(acc->password);
+    }
+    memset(acc, 0, sizeof *acc);
+}
+
+void
+cli_sync_options(const struct cli_account *acc, struct sync_options *so)
+{
+    so->imap = acc->imap.url ? &acc->imap : NULL;
+    so->caldav = acc->caldav.base_url ? &acc->caldav : NULL;
+    so->carddav = acc->carddav.base_url ? &acc->carddav : NULL;
+}
+
+int
+cli_check_account(const struct cli_account *acc, struct sync_error *err)
+{
+    if (acc->imap.url) {
+        struct imap_conn *c;
+        if (imap_connect(&acc->imap, &c, err) < 0)
+            return -1;
+        imap_close(c);
+    }
+    const struct http_config *dav[] = {&acc->caldav, &acc->carddav};
+    for (int k = 0; k < 2; k++) {
+        if (!dav[k]->base_url)
+            continue;
+        struct dav_conn *c;
+        struct dav_collections cols = {0};
+        if (dav_open(dav[k], k ? DAV_KIND_CARDDAV : DAV_KIND_CALDAV, &c, err) < 0)
+            return -1;
+        int r = dav_discover(c, &cols, err);
+        dav_collections_free(&cols);
+        dav_close(c);
+        if (r < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -236,15 +284,15 @@ cmd_sync(struct cli *cli, int argc, char **argv)
         free(reply);
         reply = NULL;
         rc = 1;
-        struct imap_config imap;
-        char *password = NULL, *err = NULL;
+        struct cli_account acc = {0};
+        char *err = NULL;
         int lock_fd = -1;
         struct sync *s = NULL;
-        if (load_account(cli, account) < 0 || cli_open_account(cli, &imap, &password) < 0)
+        if (load_account(cli, account) < 0 || cli_open_account(cli, &acc) < 0)
             goto done;
         if (!store_exists(store_dir)) {
             struct sync_error se;
-            if (cli_check_account(&imap, &se) < 0) {
+            if (cli_check_account(&acc, &se) < 0) {
                 fprintf(stderr, "mailfs: %s\n", se.msg);
                 goto done;
             }
@@ -256,10 +304,10 @@ cmd_sync(struct cli *cli, int argc, char **argv)
         }
         struct sync_options so = {
             .store_dir = store_dir,
-            .imap = &imap,
             .poll_seconds = cli->account->poll,
             .mail_default = config_store_mode(cli->account->sync_mode),
         };
+        cli_sync_options(&acc, &so);
         if (sync_new(&so, &s, &err) < 0 || sync_prepare_store(s, &err) < 0) {
             fprintf(stderr, "mailfs: %s\n", err);
             goto done;
@@ -274,10 +322,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
         sync_free(s);
         if (lock_fd >= 0)
             close(lock_fd);
-        if (password) {
-            explicit_bzero(password, strlen(password));
-            free(password);
-        }
+        cli_account_clear(&acc);
         free(err);
     }
     free(reply);

@@ -64,18 +64,17 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     int rc = 1;
     int lock_fd = -1;
     char *err = NULL;
-    struct imap_config imap;
-    char *password = NULL;
+    struct cli_account acc = {0};
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
     bool session_mounted = false, handlers = false;
 
-    if (cli_open_account(cli, &imap, &password) < 0)
+    if (cli_open_account(cli, &acc) < 0)
         goto out;
     bool had_store = store_exists(m.store_dir);
     if (!had_store && !cli->offline) {
         /* No store to serve from: the account must work now. */
         struct sync_error se;
-        if (cli_check_account(&imap, &se) < 0) {
+        if (cli_check_account(&acc, &se) < 0) {
             fprintf(stderr, "mailfs: %s\n", se.msg);
             goto out;
         }
@@ -87,12 +86,12 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     }
     struct sync_options so = {
         .store_dir = m.store_dir,
-        .imap = acct->imap ? &imap : NULL,
         .poll_seconds = acct->poll,
         .mail_default = m.mail_default,
         .on_change = mount_on_change,
         .on_change_ctx = &m,
     };
+    cli_sync_options(&acc, &so);
     if (cli->offline) {
         /* Sticky: kept in the store before anything connects. */
         struct store *st0;
@@ -203,10 +202,7 @@ out:
     fuse_opt_free_args(&args);
     if (lock_fd >= 0)
         close(lock_fd);
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
+    cli_account_clear(&acc);
     free(err);
     free(m.dirty_dirs);
     free(m.store_dir);

@@ -403,10 +403,12 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     bool partial = false;
     if (fd < 0)
         fd = store_content_open_any(st, store_ino_id(ino), &partial);
-    if (fd >= 0 && partial && mount_online(m)) {
+    if (((fd >= 0 && partial) || fd == -ENOENT) && mount_online(m)) {
         /* Read while online: fetch it whole (once, then kept), waiting a
-         * few seconds at most; else the part kept here is what there is. */
-        close(fd);
+         * few seconds at most; else the part kept here is what there is.
+         * A content file lost from the store is asked for the same way. */
+        if (fd >= 0)
+            close(fd);
         sync_fetch_whole(m->sync, store_ino_id(ino), FETCH_WHOLE_WAIT_MS);
         fd = store_content_open_any(st, store_ino_id(ino), &partial);
     }
@@ -468,6 +470,21 @@ mount_mode_name(enum store_mode mode)
     case STORE_MODE_DEFAULT: break;
     }
     return "full";
+}
+
+/* Only messages have flags. */
+static bool
+item_is_mail(struct mount *m, fuse_ino_t ino)
+{
+    struct store *st = mount_store(m);
+    struct store_item it;
+    struct store_folder f;
+    if (!st || store_item_get(st, store_ino_id(ino), &it) != STORE_OK ||
+        store_folder_get(st, it.folder_id, &f) != STORE_OK)
+        return false;
+    bool mail = f.kind == STORE_KIND_MAIL;
+    store_folder_clear(&f);
+    return mail;
 }
 
 /* The value of attribute `name` on node ino, or NULL with *e set. */
@@ -537,7 +554,7 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         }
         return xstrdup(item_state_name(it.state));
     }
-    if (strcmp(name, "user.mail.flags") == 0) {
+    if (strcmp(name, "user.mail.flags") == 0 && item_is_mail(m, ino)) {
         char *flags;
         s = store_item_flags(st, it.id, &flags);
         if (s != STORE_OK) {
@@ -592,7 +609,7 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         n = ARRAY_SIZE(folder_attrs);
     } else {
         names = item_attrs;
-        n = ARRAY_SIZE(item_attrs);
+        n = item_is_mail(mnt(req), ino) ? ARRAY_SIZE(item_attrs) : 1; /* flags: mail only */
     }
     struct dynbuf b;
     dynbuf_init(&b, 4096);

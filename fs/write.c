@@ -90,14 +90,21 @@ dir_folder(struct store *st, fuse_ino_t ino, struct store_folder *f)
     return s == STORE_OK ? 0 : mount_errno(s);
 }
 
-/* Messages live in selectable mail folders only. */
+/* Folders that hold items the user may write: selectable mail folders and
+ * the groupware collections (not Conflicts/, not the root). */
+static bool
+item_kind(enum store_kind k)
+{
+    return k != 0 && k != STORE_KIND_CONFLICTS;
+}
+
 static int
-mail_folder(struct store *st, fuse_ino_t ino, struct store_folder *f)
+item_folder(struct store *st, fuse_ino_t ino, struct store_folder *f)
 {
     int e = dir_folder(st, ino, f);
     if (e)
         return e;
-    if (f->kind != STORE_KIND_MAIL || !f->selectable) {
+    if (!item_kind(f->kind) || !f->selectable) {
         store_folder_clear(f);
         return EPERM;
     }
@@ -197,7 +204,7 @@ draft_get(struct mount *m, struct store *st, uint64_t ino, bool keep, struct dra
     if (s != STORE_OK)
         return mount_errno(s);
     struct store_folder f;
-    int e = mail_folder(st, store_ino_folder(it.folder_id), &f);
+    int e = item_folder(st, store_ino_folder(it.folder_id), &f);
     if (e)
         return e;
     store_folder_clear(&f);
@@ -433,7 +440,7 @@ create_item(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         e = EIO;
     struct store_folder f;
     if (!e)
-        e = mail_folder(st, parent, &f);
+        e = item_folder(st, parent, &f);
     if (e) {
         fuse_reply_err(req, e);
         return;
@@ -634,7 +641,7 @@ write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             store_folder_clear(&sub);
     } else if (s != STORE_OK) {
         e = mount_errno(s);
-    } else if (f.kind != STORE_KIND_MAIL) {
+    } else if (!item_kind(f.kind)) {
         e = EPERM;
     }
     store_folder_clear(&f);
@@ -669,7 +676,7 @@ write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     }
     if (f.id == 0 && reserved_top(name))
         e = EEXIST; /* Inbox and the groupware trees are not mail folders to make */
-    else if (f.id != 0 && f.kind != STORE_KIND_MAIL)
+    else if (f.id != 0 && !item_kind(f.kind))
         e = EPERM;
     int64_t id = 0;
     if (!e) {
@@ -695,12 +702,16 @@ write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     fuse_reply_entry(req, &ep);
 }
 
-/* The folders a user may not remove or rename. */
+/* The folders a user may not remove or rename: Conflicts/, INBOX and the
+ * top directories of the groupware kinds. */
 static bool
 fixed_folder(const struct store_folder *f)
 {
-    return f->kind != STORE_KIND_MAIL ||
-           (f->parent_id == 0 && f->server_name && strcmp(f->server_name, "INBOX") == 0);
+    if (!item_kind(f->kind))
+        return true;
+    if (f->parent_id != 0)
+        return false;
+    return f->kind != STORE_KIND_MAIL || (f->server_name && strcmp(f->server_name, "INBOX") == 0);
 }
 
 void
@@ -745,8 +756,10 @@ rename_folder(fuse_req_t req, struct mount *m, struct store *st, struct store_fo
         e = EPERM;
     else if (dst_parent->id == 0 && reserved_top(newname))
         e = EPERM;
-    else if (dst_parent->id != 0 && dst_parent->kind != STORE_KIND_MAIL)
-        e = EPERM;
+    else if (dst_parent->id != 0 && dst_parent->kind != src->kind)
+        e = item_kind(dst_parent->kind) ? EXDEV : EPERM;
+    else if (dst_parent->id == 0 && src->kind != STORE_KIND_MAIL)
+        e = EXDEV;
     struct store_item it;
     if (!e && dst_parent->id && store_item_lookup(st, dst_parent->id, newname, &it) == STORE_OK)
         e = ENOTDIR;
@@ -800,9 +813,10 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
     enum store_status s = from.id ? store_item_lookup(st, from.id, name, &it) : STORE_NOTFOUND;
     if (s != STORE_OK)
         e = mount_errno(s);
-    else if (from.kind != STORE_KIND_MAIL || to.kind != STORE_KIND_MAIL || !to.selectable)
-        e = (from.kind == STORE_KIND_MAIL && to.id && to.kind != STORE_KIND_MAIL) ? EXDEV
-                                                                                   : EPERM;
+    else if (!item_kind(from.kind) || !item_kind(to.kind) || !to.selectable)
+        e = EPERM;
+    else if (from.kind != to.kind)
+        e = EXDEV; /* a message is no contact: mv copies and deletes, which fails */
     if (!e && store_folder_lookup(st, to.id, newname, &sub) == STORE_OK) {
         store_folder_clear(&sub);
         e = EISDIR;
@@ -947,8 +961,21 @@ set_sync_mode(struct mount *m, fuse_ino_t ino, bool recursive, const char *value
             mode_add(&mc, f.id);
     }
     enum store_status s = store_begin(st);
-    for (size_t i = 0; s == STORE_OK && i < mc.n; i++)
-        s = store_folder_set_mode(st, mc.ids[i], mode);
+    for (size_t i = 0; s == STORE_OK && i < mc.n; i++) {
+        /* A collection that was off missed changes its sync token moved
+         * past: list it whole once. */
+        struct store_folder f;
+        if (mode != STORE_MODE_OFF && store_folder_get(st, mc.ids[i], &f) == STORE_OK) {
+            if (f.kind != STORE_KIND_MAIL && f.mode == STORE_MODE_OFF && f.sync_token) {
+                free(f.sync_token);
+                f.sync_token = NULL;
+                s = store_folder_update_sync(st, &f);
+            }
+            store_folder_clear(&f);
+        }
+        if (s == STORE_OK)
+            s = store_folder_set_mode(st, mc.ids[i], mode);
+    }
     if (s == STORE_OK)
         s = store_commit(st);
     else
@@ -1009,7 +1036,9 @@ write_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
     struct store_folder f = {0};
     int e = mount_errno(s);
     if (!e)
-        e = mail_folder(st, store_ino_folder(it.folder_id), &f);
+        e = item_folder(st, store_ino_folder(it.folder_id), &f);
+    if (!e && f.kind != STORE_KIND_MAIL)
+        e = ENOTSUP; /* only messages have flags */
     if (!e) {
         s = local_item_flags(st, it.id, flags_text);
         e = mount_errno(s);

@@ -387,6 +387,18 @@ store_folder_set_local_only(struct store *st, int64_t id, bool on)
 }
 
 enum store_status
+store_folder_set_server_name(struct store *st, int64_t id, const char *server_name)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE folders SET server_name = ?2 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    if (server_name)
+        sqlite3_bind_text(s, 2, server_name, -1, SQLITE_STATIC);
+    return store_step_done(st, s);
+}
+
+enum store_status
 store_folder_set_mtime(struct store *st, int64_t id, int64_t mtime)
 {
     sqlite3_stmt *s = store_sql(st, "UPDATE folders SET mtime = ?2 WHERE id = ?1");

@@ -167,8 +167,8 @@ store_item_upgrade_file(struct store *st, int64_t id, const char *tmp_path, int6
         return STORE_IO;
     }
     sqlite3_stmt *s = store_sql(st, "UPDATE items SET uid = ?2, flags = coalesce(?3, flags), "
-                                    "size = ?4, full_size = ?4, state = 0, error = NULL "
-                                    "WHERE id = ?1");
+                                    "size = ?4, full_size = ?4, state = 0, error = NULL, "
+                                    "has_content = 1 WHERE id = ?1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -709,11 +709,133 @@ store_item_each_partial(struct store *st, int64_t folder_id,
 enum store_status
 store_item_set_whole(struct store *st, int64_t id, int64_t size)
 {
-    sqlite3_stmt *s = store_sql(st, "UPDATE items SET size = ?2, full_size = ?2, state = 0 "
-                                    "WHERE id = ?1 AND state = 1");
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET size = ?2, full_size = ?2, state = 0, "
+                                    "has_content = 1 WHERE id = ?1 AND state = 1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, size);
     return store_step_done(st, s);
+}
+
+/* ---- groupware items ---- */
+
+static char *
+text_col(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+enum store_status
+store_item_dav(struct store *st, int64_t id, char **href, char **etag)
+{
+    *href = *etag = NULL;
+    sqlite3_stmt *s = store_sql(st, "SELECT href, etag FROM items WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    enum store_status r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        *href = text_col(s, 0);
+        *etag = text_col(s, 1);
+    } else {
+        r = rc == SQLITE_DONE ? STORE_NOTFOUND : store_sqlite_status(st, rc);
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+enum store_status
+store_item_set_dav(struct store *st, int64_t id, const char *href, const char *etag)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET href = ?2, etag = ?3 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    if (href)
+        sqlite3_bind_text(s, 2, href, -1, SQLITE_STATIC);
+    if (etag)
+        sqlite3_bind_text(s, 3, etag, -1, SQLITE_STATIC);
+    return store_step_done(st, s);
+}
+
+enum store_status
+store_item_by_href(struct store *st, int64_t folder_id, const char *href,
+                   struct store_item *out)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT id, folder_id, uid, modseq, size, date, state, "
+                                    "has_content, name, full_size FROM items WHERE "
+                                    "folder_id = ?1 AND href = ?2");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    sqlite3_bind_text(s, 2, href, -1, SQLITE_STATIC);
+    return one_item(st, s, out);
+}
+
+struct href_row {
+    int64_t id;
+    char *href, *etag;
+    int state;
+};
+
+enum store_status
+store_item_each_href(struct store *st, int64_t folder_id,
+                     int (*fn)(void *ctx, int64_t id, const char *href, const char *etag,
+                               enum store_item_state state),
+                     void *ctx)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT id, href, etag, state FROM items WHERE "
+                                    "folder_id = ?1 AND href IS NOT NULL ORDER BY id");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    struct href_row *v = NULL;
+    size_t n = 0, alloc = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            v = xrealloc(v, alloc * sizeof *v);
+        }
+        v[n++] = (struct href_row){sqlite3_column_int64(s, 0), text_col(s, 1), text_col(s, 2),
+                                   sqlite3_column_int(s, 3)};
+    }
+    sqlite3_reset(s);
+    enum store_status r = rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+    bool stop = r != STORE_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!stop && fn(ctx, v[i].id, v[i].href, v[i].etag, (enum store_item_state)v[i].state))
+            stop = true;
+        free(v[i].href);
+        free(v[i].etag);
+    }
+    free(v);
+    return r;
+}
+
+enum store_status
+store_item_set_server_content(struct store *st, int64_t id, const void *data, size_t len,
+                              int64_t date)
+{
+    int err = store_content_replace(st, id, data, len);
+    if (err < 0) {
+        store_set_error(st, "replacing the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET size = ?2, full_size = ?2, "
+                                    "date = CASE WHEN ?3 >= 0 THEN ?3 ELSE date END, "
+                                    "has_content = 1 WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)len);
+    sqlite3_bind_int64(s, 3, date);
+    enum store_status r = store_step_done(st, s);
+    if (r == STORE_OK)
+        store_record(st, STORE_CHANGE_INODE, 0, store_ino_item(id), NULL);
+    return r;
 }

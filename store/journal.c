@@ -253,6 +253,35 @@ journal_fill_uid(struct store *st, int64_t item_id, const char *src, uint32_t ui
 }
 
 enum store_status
+journal_fill_href(struct store *st, int64_t item_id, const char *href, const char *etag)
+{
+    sqlite3_stmt *s = store_sql(st, "UPDATE journal SET href = ?2, base = ?3 WHERE "
+                                    "item_id = ?1 AND href IS NULL AND op IN (3, 4) AND "
+                                    "state = 0");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, item_id);
+    bind_text_or_null(s, 2, href);
+    bind_text_or_null(s, 3, etag);
+    return store_step_done(st, s);
+}
+
+enum store_status
+journal_href_leaving(struct store *st, const char *href, bool *out)
+{
+    *out = false;
+    sqlite3_stmt *s = store_sql(st, "SELECT 1 FROM journal WHERE href = ?1 AND op IN (3, 4) "
+                                    "AND state IN (0, 1) LIMIT 1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_text(s, 1, href, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+}
+
+enum store_status
 journal_count(struct store *st, int64_t folder_id, int64_t *out)
 {
     sqlite3_stmt *s = store_sql(st, "SELECT count(*) FROM journal WHERE state IN (0, 1) AND "

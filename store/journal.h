@@ -21,14 +21,18 @@
 
 #include "store/store.h"
 
+/* IMAP meaning / DAV meaning (href and base then name the resource and the
+ * ETag the change was based on). */
 enum journal_op {
-    JOURNAL_APPEND = 1,  /* item: upload it to its folder */
-    JOURNAL_REPLACE = 2, /* item: upload its new content, then delete uid in src */
-    JOURNAL_DELETE = 3,  /* uid in src (or the uid item_id receives) */
-    JOURNAL_MOVE = 4,    /* uid in src to the item's folder */
+    JOURNAL_APPEND = 1,  /* item: upload it to its folder / PUT If-None-Match */
+    JOURNAL_REPLACE = 2, /* item: upload its new content, then delete uid in src /
+                            PUT If-Match the row's ETag at the row's href */
+    JOURNAL_DELETE = 3,  /* uid in src (or the uid item_id receives) / href */
+    JOURNAL_MOVE = 4,    /* uid in src to the item's folder / href to the item's
+                            collection */
     JOURNAL_FLAGS = 5,   /* item: set its flags (arg) on the server, based on base */
-    JOURNAL_MKDIR = 6,   /* folder_id: create arg on the server */
-    JOURNAL_RMDIR = 7,   /* delete folder src on the server */
+    JOURNAL_MKDIR = 6,   /* folder_id: create arg on the server / a collection */
+    JOURNAL_RMDIR = 7,   /* delete folder src on the server (a collection's href) */
     JOURNAL_RENAME = 8,  /* rename folder src to arg on the server */
 };
 
@@ -90,6 +94,13 @@ enum store_status journal_drop_item(struct store *st, int64_t item_id, unsigned 
 /* An item received its UID: entries waiting for it (uid 0) take it. */
 enum store_status journal_fill_uid(struct store *st, int64_t item_id, const char *src,
                                    uint32_t uid, uint32_t uidvalidity);
+/* DAV: an item's upload or move completed at href with etag: entries queued
+ * behind it without an href (DELETE, MOVE) take them. */
+enum store_status journal_fill_href(struct store *st, int64_t item_id, const char *href,
+                                    const char *etag);
+/* DAV: true when a queued or in-flight DELETE or MOVE acts on href: a sync
+ * must not bring that resource back meanwhile. */
+enum store_status journal_href_leaving(struct store *st, const char *href, bool *out);
 /* Entries not yet done (queued or in flight), all or those of items in one
  * folder (folder_id > 0). */
 enum store_status journal_count(struct store *st, int64_t folder_id, int64_t *out);

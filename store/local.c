@@ -76,6 +76,187 @@ add_entry(struct store *st, enum journal_op op, int64_t item_id, int64_t folder_
     return journal_add(st, &e, NULL);
 }
 
+/* Groupware kinds: their items live at hrefs, with ETags, not UIDs. */
+static bool
+is_dav(enum store_kind k)
+{
+    return k == STORE_KIND_EVENTS || k == STORE_KIND_TASKS || k == STORE_KIND_NOTES ||
+           k == STORE_KIND_CONTACTS;
+}
+
+static enum store_status
+item_kind(struct store *st, int64_t item_id, enum store_kind *kind)
+{
+    struct store_item it;
+    struct store_folder f;
+    enum store_status r = store_item_get(st, item_id, &it);
+    if (r == STORE_OK)
+        r = store_folder_get(st, it.folder_id, &f);
+    if (r == STORE_OK) {
+        *kind = f.kind;
+        store_folder_clear(&f);
+    }
+    return r;
+}
+
+/* A DAV entry acting on the item's resource (href and the ETag it was based
+ * on, captured now: the row may change or go before it is sent). */
+static enum store_status
+add_dav_entry(struct store *st, enum journal_op op, int64_t item_id, int64_t folder_id,
+              const char *href, const char *etag)
+{
+    struct journal_entry e = {
+        .op = op,
+        .item_id = item_id,
+        .folder_id = folder_id,
+        .href = (char *)href,
+        .base = (char *)etag,
+    };
+    return journal_add(st, &e, NULL);
+}
+
+/* The DAV side of new content: PUT new (APPEND) or over what the server has
+ * or will have once the entries before it are sent (REPLACE: the push reads
+ * href and ETag from the row when it sends; without an href by then it
+ * creates). */
+static enum store_status
+dav_content(struct store *st, const struct store_item *it)
+{
+    enum store_status err = STORE_OK;
+    char *href = NULL, *etag = NULL;
+    enum store_status r = store_item_dav(st, it->id, &href, &etag);
+    unsigned uploads = OPS(JOURNAL_APPEND, JOURNAL_REPLACE);
+    if (r == STORE_OK && !has_entry(st, it->id, uploads, Q, NULL, &err) && err == STORE_OK) {
+        bool before = href || has_entry(st, it->id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE,
+                                                        JOURNAL_MOVE), Q | F, NULL, &err);
+        if (err == STORE_OK)
+            r = add_dav_entry(st, before ? JOURNAL_REPLACE : JOURNAL_APPEND, it->id,
+                              it->folder_id, NULL, NULL);
+    }
+    free(href);
+    free(etag);
+    return r == STORE_OK ? err : r;
+}
+
+static enum store_status
+dav_delete(struct store *st, const struct store_item *it)
+{
+    enum store_status err = STORE_OK, r = STORE_OK;
+    char *href = NULL, *etag = NULL;
+    r = store_item_dav(st, it->id, &href, &etag);
+    struct journal_entry mv = {0};
+    if (r != STORE_OK) {
+        /* nothing */
+    } else if (has_entry(st, it->id, OPS(JOURNAL_APPEND), Q, NULL, &err)) {
+        r = journal_drop_item(st, it->id, ~0u); /* never reached the server */
+    } else if (err == STORE_OK && has_entry(st, it->id, OPS(JOURNAL_MOVE), Q, &mv, &err)) {
+        /* Still where the queued move would take it from. */
+        r = journal_drop_item(st, it->id, ~0u);
+        if (r == STORE_OK && mv.href)
+            r = add_dav_entry(st, JOURNAL_DELETE, it->id, it->folder_id, mv.href, mv.base);
+        journal_entry_clear(&mv);
+    } else if (err == STORE_OK && href) {
+        r = journal_drop_item(st, it->id, OPS(JOURNAL_REPLACE));
+        if (r == STORE_OK)
+            r = add_dav_entry(st, JOURNAL_DELETE, it->id, it->folder_id, href, etag);
+    } else if (err == STORE_OK &&
+               has_entry(st, it->id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE, JOURNAL_MOVE), F,
+                         NULL, &err)) {
+        /* Its href comes when the upload under way completes. */
+        r = journal_drop_item(st, it->id, OPS(JOURNAL_REPLACE));
+        if (r == STORE_OK)
+            r = add_dav_entry(st, JOURNAL_DELETE, it->id, it->folder_id, NULL, NULL);
+    } else if (err == STORE_OK) {
+        r = journal_drop_refused(st, it->id);
+    }
+    free(href);
+    free(etag);
+    return r == STORE_OK ? err : r;
+}
+
+/* A file renamed over a groupware item in its directory (how editors and
+ * sed -i save) is a new version of that item, not a new item: it takes the
+ * old one's href, ETag and note properties, so the upload is a PUT with
+ * If-Match that notices a change on the server. false when this does not
+ * apply (not groupware, nothing on the server, an upload of either under
+ * way): the caller deletes the old one as usual. */
+static bool
+dav_successor(struct store *st, const struct store_item *old, int64_t new_id,
+              enum store_status *r)
+{
+    enum store_kind kind = STORE_KIND_MAIL;
+    enum store_status err = STORE_OK;
+    if (item_kind(st, old->id, &kind) != STORE_OK || !is_dav(kind))
+        return false;
+    unsigned busy = OPS(JOURNAL_APPEND, JOURNAL_REPLACE, JOURNAL_MOVE);
+    if (has_entry(st, old->id, busy, F, NULL, &err) || has_entry(st, new_id, busy, F, NULL, &err) ||
+        has_entry(st, old->id, OPS(JOURNAL_MOVE), Q, NULL, &err) || err != STORE_OK)
+        return false;
+    char *href = NULL, *etag = NULL;
+    if (store_item_dav(st, old->id, &href, &etag) != STORE_OK || !href) {
+        free(href);
+        free(etag);
+        return false;
+    }
+    *r = journal_drop_item(st, old->id, ~0u);
+    if (*r == STORE_OK)
+        *r = journal_drop_refused(st, old->id);
+    if (*r == STORE_OK && store_sidecar_move(st, old->id, new_id) < 0) {
+        store_set_error(st, "moving a note's properties failed");
+        *r = STORE_IO;
+    }
+    if (*r == STORE_OK)
+        *r = store_item_remove(st, old->id);
+    if (*r == STORE_OK)
+        *r = store_item_set_dav(st, new_id, href, etag);
+    /* Its upload (queued with its content) now replaces the old version. */
+    if (*r == STORE_OK && !has_entry(st, new_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE), Q, NULL,
+                                     &err) && err == STORE_OK)
+        *r = add_dav_entry(st, JOURNAL_REPLACE, new_id, old->folder_id, NULL, NULL);
+    if (*r == STORE_OK)
+        *r = err;
+    if (*r == STORE_OK)
+        *r = store_item_set_state(st, new_id, STORE_ITEM_PENDING, NULL);
+    free(href);
+    free(etag);
+    return true;
+}
+
+/* mv of a DAV item: to another collection of its kind (MOVE, or PUT there
+ * and DELETE here); a note's new name is its new title (a REPLACE). */
+static enum store_status
+dav_rename(struct store *st, const struct store_item *it, int64_t folder_id, bool renamed,
+           enum store_kind kind)
+{
+    enum store_status err = STORE_OK, r = STORE_OK;
+    char *href = NULL, *etag = NULL;
+    r = store_item_dav(st, it->id, &href, &etag);
+    bool queued_new = r == STORE_OK &&
+                      has_entry(st, it->id, OPS(JOURNAL_APPEND, JOURNAL_MOVE), Q, NULL, &err);
+    if (r == STORE_OK && err == STORE_OK && folder_id != it->folder_id && !queued_new) {
+        if (href) {
+            r = add_dav_entry(st, JOURNAL_MOVE, it->id, folder_id, href, etag);
+            if (r == STORE_OK)
+                r = store_item_set_dav(st, it->id, NULL, NULL);
+        } else if (has_entry(st, it->id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE, JOURNAL_MOVE), F,
+                             NULL, &err)) {
+            r = add_dav_entry(st, JOURNAL_MOVE, it->id, folder_id, NULL, NULL);
+        }
+    } else if (r == STORE_OK && err == STORE_OK && renamed && kind == STORE_KIND_NOTES &&
+               !queued_new && (href || has_entry(st, it->id, OPS(JOURNAL_APPEND), F, NULL,
+                                                 &err))) {
+        /* A note's file name is its title. */
+        if (!has_entry(st, it->id, OPS(JOURNAL_REPLACE), Q, NULL, &err) && err == STORE_OK)
+            r = add_dav_entry(st, JOURNAL_REPLACE, it->id, it->folder_id, NULL, NULL);
+    }
+    if (r == STORE_OK && err == STORE_OK && it->state == STORE_ITEM_SYNCED &&
+        (folder_id != it->folder_id || (renamed && kind == STORE_KIND_NOTES)))
+        r = store_item_set_state(st, it->id, STORE_ITEM_PENDING, NULL);
+    free(href);
+    free(etag);
+    return r == STORE_OK ? err : r;
+}
+
 enum store_status
 local_item_create(struct store *st, int64_t folder_id, const char *name, int64_t date,
                   int64_t *id_out)
@@ -119,6 +300,8 @@ local_item_content(struct store *st, int64_t item_id, int64_t size, int64_t date
                                    journal ? STORE_ITEM_PENDING : STORE_ITEM_LOCAL);
     if (r == STORE_OK && !journal) {
         r = journal_drop_item(st, item_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE));
+    } else if (r == STORE_OK && is_dav(f.kind)) {
+        r = dav_content(st, &it);
     } else if (r == STORE_OK && it.uid == 0) {
         if (uid_coming(st, item_id, &err)) {
             /* Upload the new content once the UID is known. */
@@ -162,6 +345,8 @@ delete_in_txn(struct store *st, int64_t item_id)
     struct journal_entry mv = {0};
     if (r != STORE_OK) {
         /* nothing */
+    } else if (is_dav(f.kind)) {
+        r = dav_delete(st, &it);
     } else if (it.uid != 0) {
         /* Queued edits of a message about to be deleted are moot. */
         r = journal_drop_item(st, item_id, OPS(JOURNAL_FLAGS, JOURNAL_REPLACE));
@@ -214,13 +399,23 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
     r = store_item_get(st, item_id, &it);
     if (r == STORE_OK) {
         enum store_status t = store_item_lookup(st, folder_id, name, &target);
-        if (t == STORE_OK && target.id != item_id)
-            r = replace ? delete_in_txn(st, target.id) : STORE_EXISTS;
+        if (t == STORE_OK && target.id != item_id && !replace)
+            r = STORE_EXISTS;
+        else if (t == STORE_OK && target.id != item_id && folder_id == it.folder_id &&
+                 dav_successor(st, &target, item_id, &r))
+            ; /* an editor's save of a groupware item: it stays the same item */
+        else if (t == STORE_OK && target.id != item_id)
+            r = delete_in_txn(st, target.id);
         else if (t != STORE_OK && t != STORE_NOTFOUND)
             r = t;
     }
     uint32_t uid = it.uid;
-    if (r == STORE_OK && folder_id != it.folder_id) {
+    enum store_kind kind = STORE_KIND_MAIL;
+    if (r == STORE_OK)
+        r = item_kind(st, item_id, &kind);
+    if (r == STORE_OK && is_dav(kind)) {
+        r = dav_rename(st, &it, folder_id, strcmp(it.name, name) != 0, kind);
+    } else if (r == STORE_OK && folder_id != it.folder_id) {
         enum store_status err = STORE_OK;
         r = store_folder_get(st, it.folder_id, &src);
         bool uploading =
@@ -279,6 +474,10 @@ local_item_flags(struct store *st, int64_t item_id, const char *flags)
     r = store_item_get(st, item_id, &it);
     if (r == STORE_OK)
         r = store_folder_get(st, it.folder_id, &f);
+    if (r == STORE_OK && f.kind != STORE_KIND_MAIL) {
+        store_set_error(st, "only messages have flags");
+        r = STORE_INVALID;
+    }
     if (r == STORE_OK)
         r = store_item_set_flags(st, item_id, flags, it.modseq);
     struct journal_entry q = {0};
@@ -401,12 +600,59 @@ name_taken(struct store *st, int64_t parent_id, const char *name, enum store_sta
     return *err == STORE_OK && strcmp(got, name) != 0;
 }
 
+/* mkdir under Calendar/, Tasks/, Notes/ or Contacts/: a new collection of
+ * the parent's kind. Collections live side by side in the home set, so only
+ * the top directory of a kind takes them. */
+static enum store_status
+dav_folder_create(struct store *st, const struct store_folder *parent, const char *name,
+                  int64_t *id_out)
+{
+    enum store_status err = STORE_OK, r = STORE_OK;
+    if (parent->parent_id != 0) {
+        store_set_error(st, "collections do not nest: make it in the top directory of its kind");
+        r = STORE_INVALID;
+    } else if (name_taken(st, parent->id, name, &err)) {
+        r = STORE_EXISTS;
+    } else if (err != STORE_OK) {
+        r = err;
+    }
+    struct store_folder f;
+    memset(&f, 0, sizeof f);
+    if (r == STORE_OK) {
+        f.parent_id = parent->id;
+        f.kind = parent->kind;
+        snprintf(f.name, sizeof f.name, "%s", name);
+        f.selectable = true;
+        f.local_only = true;
+        r = store_folder_add(st, &f);
+        *id_out = f.id;
+    }
+    if (r == STORE_OK) {
+        struct journal_entry e = {.op = JOURNAL_MKDIR, .folder_id = f.id, .arg = (char *)name};
+        r = journal_add(st, &e, NULL);
+    }
+    return r;
+}
+
 enum store_status
 local_folder_create(struct store *st, int64_t parent_id, const char *name, int64_t *id_out)
 {
     enum store_status r = store_begin(st);
     if (r != STORE_OK)
         return r;
+    if (parent_id) {
+        struct store_folder p;
+        r = store_folder_get(st, parent_id, &p);
+        if (r == STORE_OK && is_dav(p.kind)) {
+            r = dav_folder_create(st, &p, name, id_out);
+            store_folder_clear(&p);
+            return finish(st, r, "mkdir");
+        }
+        if (r == STORE_OK)
+            store_folder_clear(&p);
+        else
+            return finish(st, r, "mkdir");
+    }
     char *server = NULL, delim = 0;
     r = server_name_for(st, parent_id, name, 0, &server, &delim);
     enum store_status err = STORE_OK;
@@ -452,6 +698,10 @@ folder_delete_in_txn(struct store *st, int64_t folder_id)
     r = store_folder_is_empty(st, folder_id, &empty);
     if (r == STORE_OK && !empty)
         r = STORE_EXISTS;
+    if (r == STORE_OK && is_dav(f.kind) && f.parent_id == 0) {
+        store_set_error(st, "the top directory of a kind stays");
+        r = STORE_INVALID;
+    }
     struct journal_entry mk;
     enum store_status q = STORE_NOTFOUND;
     if (r == STORE_OK)
@@ -482,6 +732,48 @@ local_folder_delete(struct store *st, int64_t folder_id)
     return finish(st, folder_delete_in_txn(st, folder_id), "rmdir");
 }
 
+/* mv of a collection's directory: its display name changes (PROPPATCH; the
+ * push reads the name and href from the row when it sends). It stays where
+ * it is: collections do not nest and kinds do not mix. */
+static enum store_status
+dav_folder_rename(struct store *st, const struct store_folder *f, int64_t parent_id,
+                  const char *name, bool replace)
+{
+    enum store_status r = STORE_OK;
+    if (f->parent_id == 0 || parent_id != f->parent_id) {
+        store_set_error(st, "a collection can only be renamed in place");
+        return STORE_INVALID;
+    }
+    struct store_folder t;
+    enum store_status e = store_folder_lookup(st, parent_id, name, &t);
+    if (e == STORE_OK) {
+        if (t.id != f->id)
+            r = replace ? folder_delete_in_txn(st, t.id) : STORE_EXISTS;
+        store_folder_clear(&t);
+    } else if (e != STORE_NOTFOUND) {
+        r = e;
+    } else {
+        struct store_item it;
+        e = store_item_lookup(st, parent_id, name, &it);
+        if (e == STORE_OK)
+            r = STORE_EXISTS;
+        else if (e != STORE_NOTFOUND)
+            r = e;
+    }
+    struct journal_entry q;
+    if (r == STORE_OK && journal_find_folder(st, f->id, OPS(JOURNAL_MKDIR, JOURNAL_RENAME), Q,
+                                             &q) == STORE_OK) {
+        journal_entry_clear(&q); /* what is queued sends the name it finds then */
+    } else if (r == STORE_OK) {
+        struct journal_entry je = {.op = JOURNAL_RENAME, .folder_id = f->id,
+                                   .src = f->server_name, .arg = (char *)name};
+        r = journal_add(st, &je, NULL);
+    }
+    if (r == STORE_OK)
+        r = store_folder_rename(st, f->id, parent_id, name, f->server_name);
+    return r;
+}
+
 enum store_status
 local_folder_rename(struct store *st, int64_t folder_id, int64_t parent_id, const char *name,
                     bool replace)
@@ -492,6 +784,11 @@ local_folder_rename(struct store *st, int64_t folder_id, int64_t parent_id, cons
     struct store_folder f = {0};
     char *server = NULL, delim = 0;
     r = store_folder_get(st, folder_id, &f);
+    if (r == STORE_OK && is_dav(f.kind)) {
+        r = dav_folder_rename(st, &f, parent_id, name, replace);
+        store_folder_clear(&f);
+        return finish(st, r, "rename folder");
+    }
     /* Not into itself or below it. */
     for (int64_t p = parent_id; r == STORE_OK && p; ) {
         if (p == folder_id) {

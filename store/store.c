@@ -161,13 +161,12 @@ store_sql(struct store *st, const char *sql)
         store_sqlite_status(st, rc);
         return NULL;
     }
-    if (st->nsql < ARRAY_SIZE(st->sql_cache)) {
-        st->sql_cache[st->nsql].sql = sql;
-        st->sql_cache[st->nsql++].stmt = s;
-    } else {
-        /* Cannot happen with the statements we have; keep working anyway. */
-        abort();
+    if (st->nsql == st->asql) {
+        st->asql = st->asql ? st->asql * 2 : 64;
+        st->sql_cache = xrealloc(st->sql_cache, st->asql * sizeof *st->sql_cache);
     }
+    st->sql_cache[st->nsql].sql = sql;
+    st->sql_cache[st->nsql++].stmt = s;
     return s;
 }
 
@@ -309,6 +308,7 @@ store_close(struct store *st)
         sqlite3_finalize(st->stmts[i]);
     for (size_t i = 0; i < st->nsql; i++)
         sqlite3_finalize(st->sql_cache[i].stmt);
+    free(st->sql_cache);
     if (st->db)
         sqlite3_close(st->db);
     free(st->changes);

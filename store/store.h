@@ -263,6 +263,32 @@ enum store_status store_item_each_staged(struct store *st,
  * content) and whether it is staged (not yet in place): an upload checks
  * that what it read is still what the item holds. */
 enum store_status store_item_gen(struct store *st, int64_t id, int64_t *gen, bool *staged);
+/* Groupware items: the resource's href (NULL: not on the server yet) and
+ * ETag. Strings owned by the caller. */
+enum store_status store_item_dav(struct store *st, int64_t id, char **href, char **etag);
+enum store_status store_item_set_dav(struct store *st, int64_t id, const char *href,
+                                     const char *etag);
+enum store_status store_item_by_href(struct store *st, int64_t folder_id, const char *href,
+                                     struct store_item *out);
+/* fn(ctx, item id, href, etag, state) for each item of the folder with an
+ * href; strings borrowed for the call. Read first, so fn may use the store. */
+enum store_status store_item_each_href(struct store *st, int64_t folder_id,
+                                       int (*fn)(void *ctx, int64_t id, const char *href,
+                                                 const char *etag,
+                                                 enum store_item_state state),
+                                       void *ctx);
+/* A note's server form (its iCalendar text) beside the text file shown:
+ * kept so an edit of the text keeps every other property. */
+int store_sidecar_write(const struct store *st, int64_t item_id, const void *data,
+                        size_t len);
+/* Give item to_id the sidecar of from_id (none: nothing happens). */
+int store_sidecar_move(const struct store *st, int64_t from_id, int64_t to_id);
+/* The sidecar's bytes (owned by the caller) or NULL when there is none. */
+char *store_sidecar_read(const struct store *st, int64_t item_id, size_t *len);
+/* Replace an item's content and record a change (the server's newer
+ * version, or what the server made of ours). */
+enum store_status store_item_set_server_content(struct store *st, int64_t id,
+                                                const void *data, size_t len, int64_t date);
 /* State and the reason for an error (NULL for none). */
 enum store_status store_item_set_state(struct store *st, int64_t id,
                                        enum store_item_state state, const char *error);
@@ -303,6 +329,9 @@ enum store_status store_folder_rename(struct store *st, int64_t id, int64_t pare
 enum store_status store_folder_set_local_only(struct store *st, int64_t id, bool on);
 /* A directory time the user set (local only). */
 enum store_status store_folder_set_mtime(struct store *st, int64_t id, int64_t mtime);
+/* A collection's href (after MKCOL), or NULL. */
+enum store_status store_folder_set_server_name(struct store *st, int64_t id,
+                                               const char *server_name);
 /* true when the folder holds no items and no folders. */
 enum store_status store_folder_is_empty(struct store *st, int64_t id, bool *empty);
 
@@ -375,6 +404,9 @@ int store_content_replace(const struct store *st, int64_t item_id, const void *d
  * store_content_open opens only whole content; with `partial` non-NULL a
  * partial file is opened too and *partial says which it was. */
 int store_content_open(const struct store *st, int64_t item_id);
+/* The whole content of an item (owned by the caller; NUL-terminated beyond
+ * *len), or NULL when it is missing, unreadable or larger than max. */
+char *store_content_read(const struct store *st, int64_t item_id, size_t max, size_t *len);
 int store_content_open_any(const struct store *st, int64_t item_id, bool *partial);
 
 /* ---- change records ----

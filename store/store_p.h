@@ -34,12 +34,13 @@ struct store {
     struct store_change *changes;     /* owned */
     size_t nchanges, committed, alloc;
     bool recording;                   /* false: changes are not recorded */
-    /* Statements prepared by store_sql, keyed by their (static) SQL text. */
-    struct {
+    /* Statements prepared by store_sql, keyed by their (static) SQL text:
+     * one per call site, so the array stays small (about 60). */
+    struct store_sql_entry {
         const char *sql;              /* borrowed: a string literal */
         sqlite3_stmt *stmt;           /* owned */
-    } sql_cache[64];
-    size_t nsql;
+    } *sql_cache;                     /* owned */
+    size_t nsql, asql;
 };
 
 /* The connection's sqlite handle (for last_insert_rowid and the like). */

@@ -960,3 +960,30 @@ dav_mkcol(struct dav_conn *c, const char *href, const char *displayname, unsigne
     free(body);
     return r;
 }
+
+int
+dav_set_displayname(struct dav_conn *c, const char *href, const char *displayname,
+                    struct dav_result *res, struct sync_error *err)
+{
+    char *body = dav_xml_set_displayname(displayname);
+    if (!body) {
+        dav_result_free(res);
+        sync_error_set(err, SYNC_ERR_PROTOCOL, SYNC_SCOPE_FOLDER, SYNC_RETRY_NEVER,
+                       "the name \"%.200s\" cannot be sent to the server", displayname);
+        return -1;
+    }
+    char *slashed = with_slash(href);
+    char *url = dav_href_encode(slashed);
+    struct http_request req = {
+        .method = HTTP_PROPPATCH,
+        .url = url,
+        .content_type = XML_CT,
+        .body = body,
+        .body_len = strlen(body),
+    };
+    int r = write_request(c, &req, slashed, SYNC_SCOPE_FOLDER, res, err);
+    free(url);
+    free(slashed);
+    free(body);
+    return r;
+}

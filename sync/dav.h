@@ -175,4 +175,9 @@ int dav_move(struct dav_conn *c, const char *from, const char *to, struct dav_re
 int dav_mkcol(struct dav_conn *c, const char *href, const char *displayname,
               unsigned comps, struct dav_result *res, struct sync_error *err);
 
+/* PROPPATCH the collection's DAV:displayname (how mv of its directory
+ * renames it). A refusal inside the 207 is a failure with its status. */
+int dav_set_displayname(struct dav_conn *c, const char *href, const char *displayname,
+                        struct dav_result *res, struct sync_error *err);
+
 #endif

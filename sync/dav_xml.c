@@ -1152,3 +1152,15 @@ dav_xml_mkaddressbook(const char *displayname)
     dynbuf_adds(&b, "</D:prop></D:set></D:mkcol>\n");
     return finish(&b, ok);
 }
+
+char *
+dav_xml_set_displayname(const char *displayname)
+{
+    struct dynbuf b;
+    dynbuf_init(&b, DAV_XML_MAX);
+    dynbuf_adds(&b, XML_HEAD "<D:propertyupdate xmlns:D=\"DAV:\"><D:set><D:prop>"
+                             "<D:displayname>");
+    int ok = add_text(&b, displayname);
+    dynbuf_adds(&b, "</D:displayname></D:prop></D:set></D:propertyupdate>\n");
+    return finish(&b, ok);
+}

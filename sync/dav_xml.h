@@ -132,6 +132,8 @@ char *dav_xml_query_all(bool addressbook);
 char *dav_xml_mkcalendar(const char *displayname, unsigned comps);
 /* Extended MKCOL (RFC 5689) of an address book with a displayname. */
 char *dav_xml_mkaddressbook(const char *displayname);
+/* PROPPATCH setting a collection's DAV:displayname. */
+char *dav_xml_set_displayname(const char *displayname);
 
 /* --- hrefs ----------------------------------------------------------------
  * The normalised form of an href is an absolute path, percent-decoded and

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "sync/driver.h"
+#include "sync/dav_sync.h"
 #include "sync/imap_sync.h"
 
 #include <errno.h>
@@ -56,6 +57,9 @@ struct sync {
     size_t nslots;
     atomic_bool stop;
     atomic_bool offline;            /* no network at all */
+    /* Drivers give up what they are doing (a pass, a request in the
+     * network): set to stop, to pause for a reset, or to go offline. */
+    atomic_bool cancel;
     atomic_bool reconnect;          /* back online: forget the backoff */
     bool pause_wanted, paused;      /* protected by lock: sync_pause */
     atomic_int_fast64_t hint;       /* a folder the user just opened, 0 none */
@@ -187,16 +191,25 @@ sync_new(const struct sync_options *o, struct sync **out, char **err)
     s->conn_state = xstrdup("connecting");
     s->host.committed = host_committed;
     s->host.progress = host_progress;
-    s->host.cancel = &s->stop;
+    s->host.cancel = &s->cancel;
     s->host.item_ready = host_item_ready;
     s->host.mail_default = o->mail_default;
     if (o->imap) {
         /* Stopping must interrupt a connect or a stalled server at once. */
         s->imap = *o->imap;
-        s->imap.cancel = &s->stop;
+        s->imap.cancel = &s->cancel;
         struct slot *sl = &s->slots[s->nslots++];
         sl->d = imap_sync_new(&s->imap, s->st, &s->host);
         sl->kinds = 1u << STORE_KIND_MAIL;
+    }
+    const struct http_config *dav[] = {o->caldav, o->carddav};
+    for (int k = 0; k < 2; k++) {
+        if (!dav[k])
+            continue;
+        enum dav_kind kind = k == 0 ? DAV_KIND_CALDAV : DAV_KIND_CARDDAV;
+        struct slot *sl = &s->slots[s->nslots++];
+        sl->d = dav_sync_new(dav[k], kind, s->st, &s->host);
+        sl->kinds = dav_sync_kinds(kind);
     }
     char *v = NULL;
     if (store_meta_get(s->st, "mode", &v) == STORE_OK && strcmp(v, "offline") == 0)
@@ -417,7 +430,7 @@ run_pass(struct sync *s, struct slot *sl, int64_t only, struct sync_error *err)
     if (s->first_folder)
         bring_forward(&ids, 0, s->first_folder);
     int result = 0;
-    for (size_t k = 0; k < ids.n && !atomic_load(&s->stop) && !atomic_load(&s->offline);
+    for (size_t k = 0; k < ids.n && !atomic_load(&s->cancel) && !atomic_load(&s->offline);
          k++) {
         serve_fetches(s);
         /* A folder opened meanwhile goes next. */
@@ -611,6 +624,8 @@ thread_main(void *arg)
             pass_due = true;
             continue;
         }
+        if (!atomic_load(&s->offline) && !atomic_load(&s->stop))
+            atomic_store(&s->cancel, false); /* what cancelled the last work is over */
         uint64_t gen = s->req_gen;
         bool requested = gen > s->done_gen;
         int64_t folder = s->req_folder;
@@ -774,6 +789,8 @@ void
 sync_set_offline(struct sync *s, bool offline)
 {
     atomic_store(&s->offline, offline);
+    if (offline)
+        atomic_store(&s->cancel, true);
     if (!offline)
         atomic_store(&s->reconnect, true); /* at once, whatever the backoff said */
     set_conn_state(s, offline ? "offline" : "connecting");
@@ -824,6 +841,7 @@ sync_pause(struct sync *s)
 {
     pthread_mutex_lock(&s->lock);
     s->pause_wanted = true;
+    atomic_store(&s->cancel, true); /* a long pass stops at once */
     pthread_mutex_unlock(&s->lock);
     sync_kick(s);
     pthread_mutex_lock(&s->lock);
@@ -866,7 +884,24 @@ sync_start(struct sync *s)
 {
     if (s->running)
         return 0;
+    /* A new connection for the thread: the one opened in sync_new may have
+     * crossed a fork (fuse_daemonize), and sqlite's POSIX locks stay with
+     * the parent. Without them another process (mailfs status) would take
+     * itself for the last user of the database, checkpoint and delete the
+     * WAL under us, and damage the store. */
+    struct store *fresh;
+    char *err = NULL;
+    if (store_open(s->opt.store_dir, 0, &fresh, &err) != STORE_OK) {
+        log_error("sync: reopening the store: %s", err ? err : "failed");
+        free(err);
+        return -EIO;
+    }
+    store_close(s->st);
+    s->st = fresh;
+    for (size_t i = 0; i < s->nslots; i++)
+        s->slots[i].d->st = fresh;
     atomic_store(&s->stop, false);
+    atomic_store(&s->cancel, false);
     int r = pthread_create(&s->thread, NULL, thread_main, s);
     if (r != 0)
         return -r;
@@ -880,6 +915,7 @@ sync_stop(struct sync *s)
     if (!s->running)
         return;
     atomic_store(&s->stop, true);
+    atomic_store(&s->cancel, true);
     pthread_mutex_lock(&s->lock);
     pthread_cond_broadcast(&s->cond); /* a paused thread wakes and ends */
     pthread_mutex_unlock(&s->lock);

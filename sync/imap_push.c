@@ -7,6 +7,7 @@
  * Deletions happen only here, only for entries a user's rm or mv made, and
  * never when the folder's UIDVALIDITY no longer matches the entry's. */
 #include "sync/imap_sync_p.h"
+#include "sync/replay.h"
 
 #include "common/crash.h"
 #include "common/log.h"
@@ -37,38 +38,16 @@ store_of(struct imap_driver *id)
     return id->base.st;
 }
 
-static void
-committed(struct imap_driver *id)
-{
-    if (id->base.host)
-        id->base.host->committed(id->base.host);
-}
-
-/* Run fn inside a transaction; commit and count a durable step. */
 static int
 txn_begin(struct imap_driver *id, struct sync_error *err)
 {
-    /* Whatever failed before must not leave a transaction behind (a store
-     * that can never begin again would stop the journal for good). */
-    store_rollback(store_of(id));
-    if (store_begin(store_of(id)) != STORE_OK)
-        return imap_sync_store_fail(err, store_of(id), "starting a transaction");
-    return 0;
+    return replay_begin(&id->base, err);
 }
 
 static int
 txn_end(struct imap_driver *id, int rc, const char *what, struct sync_error *err)
 {
-    struct store *st = store_of(id);
-    if (rc < 0) {
-        store_rollback(st);
-        return rc;
-    }
-    if (store_commit(st) != STORE_OK)
-        return imap_sync_store_fail(err, st, "committing the journal");
-    crash_point(what);
-    committed(id);
-    return 0;
+    return replay_end(&id->base, rc, what, err);
 }
 
 /* Record a refusal on the entry and its item, in the open transaction. */
@@ -76,88 +55,26 @@ static int
 refuse(struct imap_driver *id, struct journal_entry *e, const char *why,
        struct sync_error *err)
 {
-    struct store *st = store_of(id);
-    log_warn("the server refused %s: %s", journal_op_name(e->op), why);
-    free(e->error);
-    e->error = xstrdup(why);
-    e->state = JOURNAL_REFUSED;
-    if (journal_update(st, e) != STORE_OK)
-        return imap_sync_store_fail(err, st, "recording a refusal");
-    if (e->item_id) {
-        enum store_status s = store_item_set_state(st, e->item_id, STORE_ITEM_ERROR, why);
-        if (s != STORE_OK && s != STORE_NOTFOUND)
-            return imap_sync_store_fail(err, st, "recording a refusal");
-    }
-    return 0;
+    return replay_refuse(&id->base, e, STORE_ITEM_ERROR, why, err);
 }
 
-/* The entry is done: remove it, and mark its item synced when nothing else
- * of it waits. In the open transaction. */
 static int
 done(struct imap_driver *id, const struct journal_entry *e, struct sync_error *err)
 {
-    struct store *st = store_of(id);
-    if (journal_remove(st, e->id) != STORE_OK)
-        return imap_sync_store_fail(err, st, "removing a journal entry");
-    if (!e->item_id)
-        return 0;
-    struct journal_entry other;
-    enum store_status s = journal_find_item(st, e->item_id, ~0u,
-                                            JOURNAL_BIT(JOURNAL_QUEUED) |
-                                                JOURNAL_BIT(JOURNAL_INFLIGHT) |
-                                                JOURNAL_BIT(JOURNAL_REFUSED),
-                                            &other);
-    if (s == STORE_OK) {
-        journal_entry_clear(&other);
-        return 0;
-    }
-    struct store_item it;
-    if (s == STORE_NOTFOUND && store_item_get(st, e->item_id, &it) == STORE_OK &&
-        it.state != STORE_ITEM_SYNCED && it.state != STORE_ITEM_LOCAL &&
-        store_item_set_state(st, e->item_id, STORE_ITEM_SYNCED, NULL) != STORE_OK)
-        return imap_sync_store_fail(err, st, "marking an item synced");
-    return 0;
+    return replay_done(&id->base, e, err);
 }
 
 static int
 drop_entry(struct imap_driver *id, struct journal_entry *e, const char *why,
            struct sync_error *err)
 {
-    if (why)
-        log_info("journal: %s of item %lld not sent: %s", journal_op_name(e->op),
-                 (long long)e->item_id, why);
-    if (txn_begin(id, err) < 0)
-        return -1;
-    return txn_end(id, done(id, e, err), "journal entry dropped", err);
+    return replay_drop(&id->base, e, why, err);
 }
 
-/* Read a whole content file. */
 static char *
 read_content(struct store *st, int64_t item_id, size_t *len)
 {
-    int fd = store_content_open(st, item_id);
-    if (fd < 0)
-        return NULL;
-    struct dynbuf b;
-    dynbuf_init(&b, UPLOAD_MAX);
-    char chunk[65536];
-    bool ok = true;
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 || (n > 0 && dynbuf_add(&b, chunk, (size_t)n) < 0)) {
-            ok = false;
-            break;
-        }
-        if (n == 0)
-            break;
-    }
-    close(fd);
-    if (!ok) {
-        dynbuf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    return dynbuf_take(&b);
+    return store_content_read(st, item_id, UPLOAD_MAX, len);
 }
 
 /* ---- finding what was sent before a crash ---- */

@@ -15,11 +15,14 @@
 
 #include "store/store.h"
 #include "sync/error.h"
+#include "sync/http.h"
 #include "sync/imap.h"
 
 struct sync_options {
     const char *store_dir;          /* borrowed */
     const struct imap_config *imap; /* borrowed; NULL when the account has no mail */
+    const struct http_config *caldav;  /* borrowed; NULL: no calendars, tasks, notes */
+    const struct http_config *carddav; /* borrowed; NULL: no contacts */
     int poll_seconds;
     /* Mail folders without a mode of their own (config sync_mode);
      * STORE_MODE_DEFAULT: INBOX full, the others headers. */
