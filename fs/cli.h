@@ -55,4 +55,10 @@ config_store_mode(enum config_sync_mode m)
 /* mount.c */
 int cli_mount(const struct cli *cli, const char *mountpoint);
 
+/* maint.c: `mailfs reindex ACCOUNT` and `mailfs reset ACCOUNT` (argv holds
+ * what follows the subcommand). Exit status: 0, 1 (failed, or the store is
+ * still inconsistent), 2 (usage). */
+int cli_reindex(int argc, char **argv);
+int cli_reset(int argc, char **argv);
+
 #endif

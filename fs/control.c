@@ -1,11 +1,13 @@
-/* control: a unix socket in the store directory through which `mailfs sync`
- * (and later status, online, offline) reach the running mount. One request
+/* control: a unix socket in the store directory through which `mailfs sync`,
+ * status, online, offline and reset reach the running mount. One request
  * line, one answer line: "ok" or "error MESSAGE". Only the mounting user may
  * connect (the directory is 0700 and the peer's uid is checked). */
 #include "fs/mount.h"
 
+#include "common/dynbuf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "store/maintain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +73,102 @@ answer(int fd, const char *status, const char *msg)
     free(line);
 }
 
+/* ---- reset while mounted ---- */
+
+/* One reset at a time. */
+static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct tree_ctx {
+    uint64_t *inos;  /* owned: every folder's inode */
+    size_t n, alloc;
+    struct dynbuf tops; /* the top-level names, NUL-separated */
+};
+
+static int
+remember_folder(void *ctx, const struct store_folder *f)
+{
+    struct tree_ctx *t = ctx;
+    if (t->n == t->alloc) {
+        t->alloc = t->alloc ? t->alloc * 2 : 64;
+        t->inos = xrealloc(t->inos, t->alloc * sizeof *t->inos);
+    }
+    t->inos[t->n++] = store_ino_folder(f->id);
+    /* Conflicts/ stays (same inode; its listing is refreshed): a shell in
+     * it keeps its place. Every other folder goes. */
+    if (f->parent_id == 0 && f->kind != STORE_KIND_CONFLICTS)
+        dynbuf_add(&t->tops, f->name, strlen(f->name) + 1);
+    return 0;
+}
+
+static void
+say_into(void *ctx, const char *line)
+{
+    dynbuf_printf(ctx, "%s\n", line);
+}
+
+/* Reset the store under the running mount: the engine stands still while
+ * the store changes under it, then the kernel forgets the old tree (this
+ * thread serves no FUSE request, so it may notify), then a full sync runs.
+ * The report goes into out. 0, or -1 with *msg (owned by the caller). */
+static int
+reset_mounted(struct mount *m, struct dynbuf *out, char **msg)
+{
+    struct store *st = NULL;
+    if (store_open(m->store_dir, 0, &st, msg) != STORE_OK)
+        return -1;
+    store_set_recording(st, false);
+    pthread_mutex_lock(&reset_lock);
+    sync_pause(m->sync);
+    struct tree_ctx t = {0};
+    dynbuf_init(&t.tops, 1 << 24);
+    enum store_status s = store_folder_each(st, 0, remember_folder, &t);
+    struct store_reset_result res;
+    if (s == STORE_OK)
+        s = store_reset(st, true, say_into, out, &res);
+    if (s == STORE_OK) {
+        /* Errors mean the kernel had nothing cached there: fine. */
+        fuse_lowlevel_notify_inval_inode(m->se, STORE_INO_ROOT, 0, 0);
+        for (size_t i = 0; i < t.n; i++)
+            fuse_lowlevel_notify_inval_inode(m->se, t.inos[i], 0, 0);
+        for (size_t off = 0; off < t.tops.len;) {
+            const char *name = t.tops.data + off;
+            size_t len = strlen(name);
+            fuse_lowlevel_notify_inval_entry(m->se, STORE_INO_ROOT, name, len);
+            off += len + 1;
+        }
+        log_info("reset: %u changes kept in Conflicts/, %u folders and %u items dropped",
+                 res.saved, res.dropped_folders, res.dropped_items);
+    } else {
+        *msg = xasprintf("reset failed, nothing changed: %s", store_errmsg(st));
+    }
+    sync_resume(m->sync);
+    pthread_mutex_unlock(&reset_lock);
+    free(t.inos);
+    dynbuf_free(&t.tops);
+    store_close(st);
+    if (s != STORE_OK)
+        return -1;
+    dynbuf_printf(out, "reset: %u change%s kept in Conflicts/, %u folder%s and %u item%s "
+                       "dropped\n",
+                  res.saved, res.saved == 1 ? "" : "s", res.dropped_folders,
+                  res.dropped_folders == 1 ? "" : "s", res.dropped_items,
+                  res.dropped_items == 1 ? "" : "s");
+    if (sync_is_offline(m->sync)) {
+        dynbuf_adds(out, "the account is offline: everything comes back from the server "
+                         "once it is online (mailfs online)\n");
+        return 0;
+    }
+    char *why = NULL;
+    if (sync_now(m->sync, NULL, CONTROL_SYNC_TIMEOUT_MS, &why) == 0)
+        dynbuf_adds(out, "synced again from the server\n");
+    else
+        dynbuf_printf(out, "the sync from the server did not complete (%s); it goes on in "
+                           "the background\n",
+                      why ? why : "?");
+    free(why);
+    return 0;
+}
+
 static void *
 serve(void *arg)
 {
@@ -114,6 +212,18 @@ serve(void *arg)
         }
         free(err);
         store_close(st);
+    } else if (strcmp(req, "reset") == 0) {
+        struct dynbuf out;
+        dynbuf_init(&out, 1 << 24);
+        char *msg = NULL;
+        if (reset_mounted(control_mount, &out, &msg) == 0) {
+            answer(fd, "ok", NULL);
+            (void)util_write_all(fd, out.data ? out.data : "", out.len);
+        } else {
+            answer(fd, "error", msg);
+        }
+        free(msg);
+        dynbuf_free(&out);
     } else {
         answer(fd, "error", "unknown request");
     }

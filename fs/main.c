@@ -25,6 +25,7 @@ static const char usage[] =
     "usage: mailfs [--config FILE] ACCOUNT MOUNTPOINT [-f] [-o FUSE_OPTIONS]\n"
     "       mailfs [--config FILE] sync ACCOUNT|MOUNTPOINT [FOLDER]\n"
     "       mailfs online|offline|status ACCOUNT|MOUNTPOINT\n"
+    "       mailfs reindex|reset ACCOUNT\n"
     "       mailfs --help | --version\n"
     "\n"
     "Mounts a mail account (IMAP) as a directory tree backed by a local store.\n"
@@ -37,6 +38,9 @@ static const char usage[] =
     "                  or once into the store when the account is not mounted\n"
     "  online, offline set the account online or offline (it lasts across mounts)\n"
     "  status          mode, connection, folders, pending changes, conflicts\n"
+    "  reindex         check the local store and repair it (not while mounted)\n"
+    "  reset           drop the local copy and sync it again from the server;\n"
+    "                  changes not yet on the server are kept in Conflicts/\n"
     "Unmount with: fusermount3 -u MOUNTPOINT\n"
     "\n"
     "The config file has one section per account:\n"
@@ -47,7 +51,8 @@ static const char usage[] =
     "  ; cafile = /etc/ssl/private-ca.pem   tls = none   poll = 60\n"
     "The environment variable MAILFS_LOG=debug|info|warning|error sets the log level.\n";
 
-static const char *const subcommands[] = {"sync", "online", "offline", "status"};
+static const char *const subcommands[] = {"sync", "online", "offline", "status", "reindex",
+                                          "reset"};
 
 char *
 cli_store_dir(const char *account)
@@ -528,6 +533,10 @@ main(int argc, char **argv)
         rc = cmd_mode(npos - 1, pos + 1, strcmp(pos[0], "offline") == 0);
     } else if (sub && strcmp(pos[0], "status") == 0) {
         rc = cmd_status(npos - 1, pos + 1);
+    } else if (sub && strcmp(pos[0], "reindex") == 0) {
+        rc = cli_reindex(npos - 1, pos + 1);
+    } else if (sub && strcmp(pos[0], "reset") == 0) {
+        rc = cli_reset(npos - 1, pos + 1);
     } else if (npos == 2) {
         rc = load_account(&cli, pos[0]) < 0 ? 1 : cli_mount(&cli, pos[1]);
     } else {
