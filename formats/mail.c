@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* At most this much of an unstructured value is decoded: RFC 5322 lines stop
  * at 998 bytes, so real subjects are far shorter, and a hostile 1 MB Subject
@@ -802,4 +803,67 @@ mail_info_free(struct mail_info *mi)
     free(mi->message_id);
     mi->subject = NULL;
     mi->message_id = NULL;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void
+add_base64(struct dynbuf *b, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        char q[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63],
+                     i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '='};
+        dynbuf_add(b, q, 4);
+    }
+}
+
+char *
+mail_encode_words(const char *utf8)
+{
+    bool plain = true;
+    for (const unsigned char *p = (const unsigned char *)utf8; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            plain = false;
+    if (plain)
+        return xstrdup(utf8);
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 20);
+    /* 45 bytes of text make 60 of base64: "=?UTF-8?B?" + 60 + "?=" = 72. */
+    const unsigned char *p = (const unsigned char *)utf8;
+    size_t len = strlen(utf8);
+    bool first = true;
+    while (len > 0) {
+        size_t n = len < 45 ? len : 45;
+        while (n < len && n > 0 && (p[n] & 0xc0) == 0x80)
+            n--; /* never split a character */
+        if (n == 0)
+            n = len < 45 ? len : 45;
+        if (!first)
+            dynbuf_adds(&b, "\r\n ");
+        dynbuf_adds(&b, "=?UTF-8?B?");
+        add_base64(&b, p, n);
+        dynbuf_adds(&b, "?=");
+        p += n;
+        len -= n;
+        first = false;
+    }
+    return dynbuf_take(&b);
+}
+
+void
+mail_format_date(int64_t t, char out[40])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    snprintf(out, 40, "%s, %d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

@@ -38,4 +38,12 @@ char *mail_decode_words(const char *s, size_t len);
  * named zones, missing seconds or weekday). 0 and *out, or -1. */
 int mail_parse_date(const char *s, size_t len, int64_t *out);
 
+/* An unstructured header value for a message we write: printable ASCII as
+ * it is, anything else as RFC 2047 "B" encoded-words of UTF-8 (each at most
+ * 75 characters, split between characters, joined by folding). Owned. */
+char *mail_encode_words(const char *utf8);
+
+/* An RFC 5322 date-time in UTC ("Wed, 25 Nov 2026 12:00:00 +0000"). */
+void mail_format_date(int64_t t, char out[40]);
+
 #endif

@@ -4,6 +4,7 @@
  * invalidated explicitly when the sync thread changes something
  * (mount_on_change). Each handler replies exactly once. */
 #include "fs/mount.h"
+#include "store/conflict.h"
 
 #include "common/log.h"
 #include "common/util.h"
@@ -472,6 +473,17 @@ mount_mode_name(enum store_mode mode)
     return "full";
 }
 
+/* A copy in Conflicts/ says where it came from. */
+static bool
+item_has_origin(struct mount *m, fuse_ino_t ino)
+{
+    struct store *st = mount_store(m);
+    char *origin = NULL;
+    bool has = st && conflict_origin(st, store_ino_id(ino), &origin) == STORE_OK && origin;
+    free(origin);
+    return has;
+}
+
 /* Only messages have flags. */
 static bool
 item_is_mail(struct mount *m, fuse_ino_t ino)
@@ -483,6 +495,14 @@ item_is_mail(struct mount *m, fuse_ino_t ino)
         store_folder_get(st, it.folder_id, &f) != STORE_OK)
         return false;
     bool mail = f.kind == STORE_KIND_MAIL;
+    if (f.kind == STORE_KIND_CONFLICTS) {
+        /* a copy of a message keeps its flags (a restore sends them) */
+        int64_t of;
+        enum store_kind kind;
+        bool notice;
+        mail = conflict_info(st, it.id, &of, &kind, &notice) == STORE_OK &&
+               kind == STORE_KIND_MAIL;
+    }
     store_folder_clear(&f);
     return mail;
 }
@@ -554,6 +574,13 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         }
         return xstrdup(item_state_name(it.state));
     }
+    if (strcmp(name, "user.conflict.origin") == 0) {
+        char *origin = NULL;
+        s = conflict_origin(st, it.id, &origin);
+        if (s != STORE_OK)
+            *e = mount_errno(s);
+        return origin; /* NULL: ENODATA, not a copy */
+    }
     if (strcmp(name, "user.mail.flags") == 0 && item_is_mail(m, ino)) {
         char *flags;
         s = store_item_flags(st, it.id, &flags);
@@ -615,6 +642,8 @@ op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     dynbuf_init(&b, 4096);
     for (size_t i = 0; i < n; i++)
         dynbuf_add(&b, names[i], strlen(names[i]) + 1);
+    if (!is_dir_ino(ino) && ino != FUSE_ROOT_ID && item_has_origin(mnt(req), ino))
+        dynbuf_add(&b, "user.conflict.origin", sizeof "user.conflict.origin");
     reply_sized(req, b.data, b.len, size);
     dynbuf_free(&b);
 }

@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "formats/flags.h"
 #include "formats/mail.h"
+#include "store/conflict.h"
 #include "store/local.h"
 
 #include <errno.h>
@@ -641,8 +642,8 @@ write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             store_folder_clear(&sub);
     } else if (s != STORE_OK) {
         e = mount_errno(s);
-    } else if (!item_kind(f.kind)) {
-        e = EPERM;
+    } else if (!item_kind(f.kind) && f.kind != STORE_KIND_CONFLICTS) {
+        e = EPERM; /* rm in Conflicts/ discards a copy */
     }
     store_folder_clear(&f);
     if (!e) {
@@ -778,6 +779,23 @@ rename_folder(fuse_req_t req, struct mount *m, struct store *st, struct store_fo
     fuse_reply_err(req, e);
 }
 
+/* Where a copy in Conflicts/ may go: within Conflicts/, or back to a
+ * folder of the kind it came from (EXDEV elsewhere, as across kinds). */
+static int
+restore_check(struct store *st, int64_t item_id, const struct store_folder *to)
+{
+    if (to->kind == STORE_KIND_CONFLICTS)
+        return 0;
+    if (!item_kind(to->kind) || !to->selectable)
+        return EPERM;
+    int64_t of;
+    enum store_kind kind;
+    bool notice;
+    if (conflict_info(st, item_id, &of, &kind, &notice) != STORE_OK)
+        return EIO;
+    return kind && kind != to->kind ? EXDEV : 0;
+}
+
 void
 write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
              const char *newname, unsigned int flags)
@@ -813,6 +831,8 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
     enum store_status s = from.id ? store_item_lookup(st, from.id, name, &it) : STORE_NOTFOUND;
     if (s != STORE_OK)
         e = mount_errno(s);
+    else if (from.kind == STORE_KIND_CONFLICTS)
+        e = restore_check(st, it.id, &to); /* mv out of Conflicts/ restores */
     else if (!item_kind(from.kind) || !item_kind(to.kind) || !to.selectable)
         e = EPERM;
     else if (from.kind != to.kind)

@@ -4,9 +4,11 @@
 
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 read_item(sqlite3_stmt *s, struct store_item *it)
@@ -197,16 +199,9 @@ store_item_remove(struct store *st, int64_t id)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return store_sqlite_status(st, rc);
-    /* The row is gone in this transaction; if the transaction rolls back the
-     * content file is missing, which reindex and the has_content check
-     * repair by fetching again. Removing after commit would leak files on a
-     * crash instead; a refetch is the cheaper failure. */
-    int err = store_content_unlink(st, id);
-    if (err < 0) {
-        store_set_error(st, "removing the content of item %lld: %s", (long long)id,
-                        strerror(-err));
-        return STORE_IO;
-    }
+    /* The file goes when the removal commits: before that a crash or a
+     * rollback keeps the row, which must still have its content. */
+    store_trash_content(st, id);
     store_record(st, STORE_CHANGE_ENTRY, store_ino_folder(it.folder_id), store_ino_item(id),
                  it.name);
     return STORE_OK;
@@ -834,6 +829,32 @@ store_item_set_server_content(struct store *st, int64_t id, const void *data, si
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)len);
     sqlite3_bind_int64(s, 3, date);
+    enum store_status r = store_step_done(st, s);
+    if (r == STORE_OK)
+        store_record(st, STORE_CHANGE_INODE, 0, store_ino_item(id), NULL);
+    return r;
+}
+
+enum store_status
+store_item_refetch(struct store *st, int64_t id, int64_t full_size)
+{
+    /* An empty part first: the read path never finds no file at all. */
+    int err = store_content_write(st, id, true, "", 0);
+    char path[4096];
+    store_content_path(st, id, path, sizeof path);
+    if (err == 0 && unlink(path) < 0 && errno != ENOENT)
+        err = -errno;
+    if (err < 0) {
+        store_set_error(st, "dropping the content of item %lld: %s", (long long)id,
+                        strerror(-err));
+        return STORE_IO;
+    }
+    sqlite3_stmt *s = store_sql(st, "UPDATE items SET has_content = 0, state = 1, size = 0, "
+                                    "full_size = ?2, staged = 0, error = NULL WHERE id = ?1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, full_size);
     enum store_status r = store_step_done(st, s);
     if (r == STORE_OK)
         store_record(st, STORE_CHANGE_INODE, 0, store_ino_item(id), NULL);

@@ -1,6 +1,7 @@
 /* local: changes made through the mount, applied to the store and the
  * journal in one transaction each (see local.h). */
 #include "store/local.h"
+#include "store/conflict.h"
 #include "store/journal.h"
 #include "store/store_p.h"
 
@@ -82,6 +83,18 @@ is_dav(enum store_kind k)
 {
     return k == STORE_KIND_EVENTS || k == STORE_KIND_TASKS || k == STORE_KIND_NOTES ||
            k == STORE_KIND_CONTACTS;
+}
+
+/* Items that live here only: conflict copies and notices. */
+static bool
+is_local_only(struct store *st, int64_t item_id, enum store_kind folder_kind)
+{
+    int64_t of;
+    enum store_kind k;
+    bool notice = false;
+    if (folder_kind == STORE_KIND_CONFLICTS)
+        return true;
+    return conflict_info(st, item_id, &of, &k, &notice) == STORE_OK && notice;
 }
 
 static enum store_status
@@ -291,8 +304,9 @@ local_item_content(struct store *st, int64_t item_id, int64_t size, int64_t date
         r = store_folder_get(st, it.folder_id, &f);
     enum store_status err = STORE_OK;
     /* An empty file is not a message (servers refuse it): it stays local
-     * until it has content; the server keeps what it had. */
-    bool journal = r == STORE_OK && size > 0;
+     * until it has content; the server keeps what it had. A conflict notice
+     * is never sent. */
+    bool journal = r == STORE_OK && size > 0 && !is_local_only(st, item_id, f.kind);
     if (r == STORE_OK)
         r = journal_drop_refused(st, item_id);
     if (r == STORE_OK)
@@ -333,8 +347,11 @@ local_item_content_placed(struct store *st, int64_t item_id)
 }
 
 /* The journal part of deleting an item, inside the caller's transaction. */
+/* checked: a deletion that yields to a change on the server since (the
+ * server's version comes back); a restore from Conflicts/ deletes whatever
+ * the server has now. */
 static enum store_status
-delete_in_txn(struct store *st, int64_t item_id)
+delete_in_txn(struct store *st, int64_t item_id, bool checked)
 {
     struct store_item it;
     struct store_folder f = {0};
@@ -345,14 +362,28 @@ delete_in_txn(struct store *st, int64_t item_id)
     struct journal_entry mv = {0};
     if (r != STORE_OK) {
         /* nothing */
+    } else if (is_local_only(st, item_id, f.kind)) {
+        /* a copy discarded, a notice read: the server never knew them */
     } else if (is_dav(f.kind)) {
         r = dav_delete(st, &it);
     } else if (it.uid != 0) {
         /* Queued edits of a message about to be deleted are moot. */
         r = journal_drop_item(st, item_id, OPS(JOURNAL_FLAGS, JOURNAL_REPLACE));
+        char base[32] = "";
+        if (checked && it.modseq)
+            snprintf(base, sizeof base, "%llu", (unsigned long long)it.modseq);
+        struct journal_entry e = {
+            .op = JOURNAL_DELETE,
+            .item_id = item_id,
+            .folder_id = it.folder_id,
+            .src = f.server_name,
+            .uid = it.uid,
+            .uidvalidity = f.uidvalidity,
+            .base = base[0] ? base : NULL, /* the MODSEQ the user saw */
+            .arg = it.name,                /* for a notice, should it clash */
+        };
         if (r == STORE_OK)
-            r = add_entry(st, JOURNAL_DELETE, item_id, it.folder_id, f.server_name, it.uid,
-                          f.uidvalidity);
+            r = journal_add(st, &e, NULL);
     } else if (has_entry(st, item_id, OPS(JOURNAL_APPEND), Q, NULL, &err)) {
         /* Never reached the server: forget it entirely. */
         r = journal_drop_item(st, item_id, ~0u);
@@ -384,7 +415,100 @@ local_item_delete(struct store *st, int64_t item_id)
     enum store_status r = store_begin(st);
     if (r != STORE_OK)
         return r;
-    return finish(st, delete_in_txn(st, item_id), "delete");
+    return finish(st, delete_in_txn(st, item_id, true), "delete");
+}
+
+/* true when two items hold the same bytes. */
+static bool
+same_content(struct store *st, int64_t a, int64_t b)
+{
+    size_t la = 0, lb = 0;
+    char *x = store_content_read(st, a, 256u << 20, &la);
+    char *y = x ? store_content_read(st, b, 256u << 20, &lb) : NULL;
+    bool same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* mv of a copy out of Conflicts/ into folder_id: the user's version goes
+ * back and replaces the server's (the item it was made of, when it is in
+ * that folder), whatever the server's version is now. A message that
+ * differs from the server's only by its flags gives the server those flags
+ * (the copy goes: the message itself is the same). In the open
+ * transaction; the caller moves the row. */
+static enum store_status
+restore(struct store *st, struct store_item *it, int64_t folder_id, enum store_kind to_kind,
+        bool *gone)
+{
+    *gone = false;
+    int64_t of = 0;
+    enum store_kind from_kind = 0;
+    bool notice = false;
+    enum store_status r = conflict_info(st, it->id, &of, &from_kind, &notice);
+    if (r == STORE_OK && from_kind && from_kind != to_kind) {
+        store_set_error(st, "a copy goes back to a folder of the kind it came from");
+        return STORE_INVALID;
+    }
+    struct store_item orig;
+    bool have = r == STORE_OK && of && store_item_get(st, of, &orig) == STORE_OK &&
+                orig.folder_id == folder_id;
+    sqlite3_stmt *s = r == STORE_OK ? store_sql(st, "UPDATE items SET conflict_of = 0, "
+                                                    "origin = NULL, origin_kind = 0 "
+                                                    "WHERE id = ?1")
+                                    : NULL;
+    if (r == STORE_OK && !s)
+        r = STORE_ERROR;
+    if (r == STORE_OK) {
+        sqlite3_bind_int64(s, 1, it->id);
+        r = store_step_done(st, s);
+    }
+    if (r != STORE_OK)
+        return r;
+    if (have && is_dav(to_kind) && dav_successor(st, &orig, it->id, &r))
+        return r;
+    if (have && to_kind == STORE_KIND_MAIL && orig.uid && same_content(st, orig.id, it->id)) {
+        /* Only the flags differed: the copy's flags go to the message. */
+        char *flags = NULL;
+        r = store_item_flags(st, it->id, &flags);
+        if (r == STORE_OK)
+            r = store_item_remove(st, it->id);
+        *gone = true;
+        if (r == STORE_OK) {
+            struct store_folder f;
+            r = store_folder_get(st, orig.folder_id, &f);
+            if (r == STORE_OK) {
+                char zero[] = "0"; /* no UNCHANGEDSINCE: the user's choice wins */
+                r = store_item_set_flags(st, orig.id, flags, orig.modseq);
+                struct journal_entry e = {
+                    .op = JOURNAL_FLAGS,
+                    .item_id = orig.id,
+                    .folder_id = orig.folder_id,
+                    .src = f.server_name,
+                    .uid = orig.uid,
+                    .uidvalidity = f.uidvalidity,
+                    .base = zero,
+                    .arg = flags,
+                };
+                if (r == STORE_OK)
+                    r = journal_drop_item(st, orig.id, OPS(JOURNAL_FLAGS));
+                if (r == STORE_OK)
+                    r = journal_add(st, &e, NULL);
+                if (r == STORE_OK)
+                    r = store_item_set_state(st, orig.id, STORE_ITEM_PENDING, NULL);
+                store_folder_clear(&f);
+            }
+        }
+        free(flags);
+        return r;
+    }
+    if (have)
+        r = delete_in_txn(st, orig.id, false); /* the server's version makes way */
+    if (r == STORE_OK)
+        r = store_item_set_state(st, it->id, STORE_ITEM_PENDING, NULL);
+    if (r == STORE_OK)
+        r = add_entry(st, JOURNAL_APPEND, it->id, folder_id, NULL, 0, 0);
+    return r;
 }
 
 enum store_status
@@ -396,24 +520,47 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
         return r;
     struct store_item it, target;
     struct store_folder src = {0};
+    enum store_kind kind = STORE_KIND_MAIL, to_kind = STORE_KIND_MAIL;
     r = store_item_get(st, item_id, &it);
+    if (r == STORE_OK)
+        r = item_kind(st, item_id, &kind);
     if (r == STORE_OK) {
+        struct store_folder tf;
+        r = store_folder_get(st, folder_id, &tf);
+        if (r == STORE_OK) {
+            to_kind = tf.kind;
+            store_folder_clear(&tf);
+        }
+    }
+    /* A copy moved out of Conflicts/ goes back to the server. */
+    bool restoring = kind == STORE_KIND_CONFLICTS && to_kind != STORE_KIND_CONFLICTS;
+    bool gone = false;
+    uint32_t uid = it.uid;
+    if (r == STORE_OK && restoring) {
+        if (!replace && store_item_lookup(st, folder_id, name, &target) == STORE_OK)
+            r = STORE_EXISTS;
+        else
+            r = restore(st, &it, folder_id, to_kind, &gone);
+        uid = 0;
+    }
+    if (r == STORE_OK && !gone) {
         enum store_status t = store_item_lookup(st, folder_id, name, &target);
         if (t == STORE_OK && target.id != item_id && !replace)
             r = STORE_EXISTS;
         else if (t == STORE_OK && target.id != item_id && folder_id == it.folder_id &&
                  dav_successor(st, &target, item_id, &r))
-            ; /* an editor's save of a groupware item: it stays the same item */
+            ; /* an editor's save of a groupware item: the same item */
         else if (t == STORE_OK && target.id != item_id)
-            r = delete_in_txn(st, target.id);
+            r = delete_in_txn(st, target.id, !restoring);
         else if (t != STORE_OK && t != STORE_NOTFOUND)
             r = t;
     }
-    uint32_t uid = it.uid;
-    enum store_kind kind = STORE_KIND_MAIL;
-    if (r == STORE_OK)
-        r = item_kind(st, item_id, &kind);
-    if (r == STORE_OK && is_dav(kind)) {
+    if (r != STORE_OK || restoring) {
+        /* done above */
+    } else if (r == STORE_OK && (kind == STORE_KIND_CONFLICTS ||
+                                 is_local_only(st, item_id, kind))) {
+        /* renamed inside Conflicts/, or a notice moved: still local only */
+    } else if (r == STORE_OK && is_dav(kind)) {
         r = dav_rename(st, &it, folder_id, strcmp(it.name, name) != 0, kind);
     } else if (r == STORE_OK && folder_id != it.folder_id) {
         enum store_status err = STORE_OK;
@@ -456,7 +603,7 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
         if (r == STORE_OK && uid == 0 && it.state == STORE_ITEM_SYNCED)
             r = store_item_set_state(st, item_id, STORE_ITEM_PENDING, NULL);
     }
-    if (r == STORE_OK)
+    if (r == STORE_OK && !gone)
         r = store_item_move(st, item_id, folder_id, name, uid);
     store_folder_clear(&src);
     return finish(st, r, "rename");
@@ -482,8 +629,8 @@ local_item_flags(struct store *st, int64_t item_id, const char *flags)
         r = store_item_set_flags(st, item_id, flags, it.modseq);
     struct journal_entry q = {0};
     bool journal = false;
-    if (r != STORE_OK) {
-        /* nothing */
+    if (r != STORE_OK || is_local_only(st, item_id, f.kind)) {
+        /* nothing to send */
     } else if (has_entry(st, item_id, OPS(JOURNAL_FLAGS), Q, &q, &err)) {
         /* One flag change in the queue is enough: it carries the latest. */
         free(q.arg);

@@ -1,6 +1,7 @@
 /* reset: dropping the local copy of an account so that the next sync brings
  * it back from the server, after copying every change that is not on the
  * server yet into Conflicts/ (nothing the user wrote is lost). */
+#include "store/conflict.h"
 #include "store/journal.h"
 #include "store/maintain.h"
 #include "store/store_p.h"
@@ -31,6 +32,7 @@ struct saved {
     char *why;        /* owned: what was not on the server */
     int64_t date;
     bool staged;
+    enum store_kind kind; /* of the folder it was in */
 };
 
 static void
@@ -71,27 +73,6 @@ col_dup(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     return t ? xstrdup((const char *)t) : NULL;
-}
-
-/* The path of a folder from the root ("" for the root). Owned. */
-static char *
-folder_path(struct store *st, int64_t id)
-{
-    char *path = xstrdup("");
-    for (int depth = 0; id && depth < 64; depth++) {
-        struct store_folder f;
-        if (store_folder_get(st, id, &f) != STORE_OK) {
-            char *p = xasprintf("(folder %lld)%s%s", (long long)id, path[0] ? "/" : "", path);
-            free(path);
-            return p;
-        }
-        char *p = xasprintf("%s%s%s", f.name, path[0] ? "/" : "", path);
-        free(path);
-        path = p;
-        id = f.parent_id;
-        store_folder_clear(&f);
-    }
-    return path;
 }
 
 /* Why an item is not on the server, for the report. Owned. */
@@ -162,7 +143,12 @@ collect_saved(struct store *st, int64_t conflicts, struct saved **out, size_t *n
     /* Paths and reasons need the connection: after the statement is done. */
     for (size_t i = 0; i < *n; i++) {
         struct saved *v = &(*out)[i];
-        v->folder = folder_path(st, info[i].folder);
+        v->folder = conflict_folder_path(st, info[i].folder);
+        struct store_folder f;
+        if (store_folder_get(st, info[i].folder, &f) == STORE_OK) {
+            v->kind = f.kind;
+            store_folder_clear(&f);
+        }
         v->origin = v->folder[0] ? xasprintf("%s/%s", v->folder, v->name) : xstrdup(v->name);
         v->why = why_local(st, v->id, info[i].state);
     }
@@ -225,73 +211,16 @@ report_unsent(struct store *st, struct dynbuf *lines, unsigned *count)
     return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
 }
 
-/* "NAME (from FOLDER)" with the item's extension kept last, cut to fit.
- * Owned. */
-static char *
-from_name(const char *name, const char *folder)
-{
-    size_t len = strlen(name);
-    size_t ext = names_has_item_ext(name) ? 4 : 0;
-    /* '/' in the folder's path and anything unsafe become safe here. */
-    char *where = folder[0] ? names_sanitize(folder, strlen(folder), 100) : xstrdup("the top");
-    size_t room = NAMES_MAX - strlen(" (from )") - strlen(where) - ext;
-    char *base = names_sanitize(name, len - ext, room);
-    char *r = xasprintf("%s (from %s)%s", base, where, name + len - ext);
-    free(where);
-    free(base);
-    return r;
-}
-
-/* Hard-link (else copy) src to dst, making dst's directory when needed. */
-static int
-link_or_copy(const char *src, const char *dst)
-{
-    if (link(src, dst) == 0)
-        return 0;
-    if (errno == ENOENT && access(src, F_OK) == 0) {
-        char *dir = xstrndup(dst, (size_t)(strrchr(dst, '/') - dst));
-        int r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
-        free(dir);
-        if (r < 0)
-            return r;
-        if (link(src, dst) == 0)
-            return 0;
-    }
-    if (errno != EXDEV && errno != EPERM && errno != EMLINK)
-        return -errno;
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return -errno;
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (out < 0) {
-        int e = errno;
-        close(in);
-        return -e;
-    }
-    char buf[65536];
-    ssize_t n;
-    int r = 0;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if ((r = util_write_all(out, buf, (size_t)n)) < 0)
-            break;
-    if (n < 0)
-        r = -errno;
-    if (close(out) < 0 && r == 0)
-        r = -errno;
-    close(in);
-    return r;
-}
-
 /* Save one item into Conflicts/ as a new row. *new_id is set once its
  * content file exists (for cleanup on failure). */
 static enum store_status
 save_item(struct store *st, int64_t conflicts, const struct saved *v, int64_t *new_id,
           char *got)
 {
-    *new_id = 0;
-    char whole[RS_PATH_MAX], part[RS_PATH_MAX + 8], draft[RS_PATH_MAX];
+    char whole[RS_PATH_MAX], part[RS_PATH_MAX + 8], draft[RS_PATH_MAX], side[RS_PATH_MAX + 8];
     store_content_path(st, v->id, whole, sizeof whole);
     snprintf(part, sizeof part, "%s.p", whole);
+    snprintf(side, sizeof side, "%s.src", whole);
     store_content_staged_path(st, v->id, draft, sizeof draft);
     /* The newest bytes: a staged draft, the whole file, or the part kept. */
     struct stat sb;
@@ -302,48 +231,17 @@ save_item(struct store *st, int64_t conflicts, const struct saved *v, int64_t *n
         from = whole;
     else if (stat(part, &sb) == 0)
         from = part;
-    int64_t size = from ? (int64_t)sb.st_size : 0;
-
-    enum store_status r = store_unique_name(st, conflicts, v->name, got);
-    if (r == STORE_OK && strcmp(got, v->name) != 0) {
-        char *alt = from_name(v->name, v->folder);
-        r = store_unique_name(st, conflicts, alt, got);
-        free(alt);
-    }
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *s = store_sql(st, "INSERT INTO items(folder_id, uid, modseq, name, size, "
-                                    "date, flags, message_id, state, has_content, full_size, "
-                                    "origin) VALUES (?1, 0, 0, ?2, ?3, ?4, ?5, ?6, 4, 1, ?3, ?7)");
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, conflicts);
-    sqlite3_bind_text(s, 2, got, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, size);
-    sqlite3_bind_int64(s, 4, v->date);
-    sqlite3_bind_text(s, 5, v->flags ? v->flags : "", -1, SQLITE_STATIC);
-    if (v->message_id)
-        sqlite3_bind_text(s, 6, v->message_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, v->origin, -1, SQLITE_STATIC);
-    r = store_step_done(st, s);
-    if (r != STORE_OK)
-        return r;
-    int64_t id = sqlite3_last_insert_rowid(store_db(st));
-    char dst[RS_PATH_MAX];
-    store_content_path(st, id, dst, sizeof dst);
-    int e = from ? link_or_copy(from, dst) : store_content_write(st, id, false, "", 0);
-    if (e < 0) {
-        store_set_error(st, "keeping %s: %s", v->origin, strerror(-e));
-        return STORE_IO;
-    }
-    *new_id = id;
-    /* A note's server form travels with its text (content.c: ID.src). */
-    char side[RS_PATH_MAX + 8], nside[RS_PATH_MAX + 8];
-    snprintf(side, sizeof side, "%s.src", whole);
-    snprintf(nside, sizeof nside, "%s.src", dst);
-    if (access(side, F_OK) == 0)
-        (void)link_or_copy(side, nside);
-    return STORE_OK;
+    struct conflict_copy c = {
+        .name = v->name,
+        .folder = v->folder,
+        .content_path = from,
+        .sidecar_path = side,
+        .flags = v->flags,
+        .message_id = v->message_id,
+        .date = v->date,
+        .kind = v->kind,
+    };
+    return conflict_keep(st, conflicts, &c, new_id, got);
 }
 
 static enum store_status

@@ -104,6 +104,13 @@ static const char *const migrations[] = {
      * bytes it saw), and directory times set by users (rsync -a). */
     "ALTER TABLE items ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE folders ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0;",
+
+    /* 7: conflicts: which item a copy in Conflicts/ was made of and the kind
+     * of folder it came from (a restore by mv replaces that item), and the
+     * local-only notices in INBOX. */
+    "ALTER TABLE items ADD COLUMN conflict_of INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE items ADD COLUMN origin_kind INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE items ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))

@@ -309,6 +309,7 @@ store_close(struct store *st)
     for (size_t i = 0; i < st->nsql; i++)
         sqlite3_finalize(st->sql_cache[i].stmt);
     free(st->sql_cache);
+    free(st->trash);
     if (st->db)
         sqlite3_close(st->db);
     free(st->changes);
@@ -363,6 +364,20 @@ store_begin(struct store *st)
     return s;
 }
 
+void
+store_trash_content(struct store *st, int64_t item_id)
+{
+    if (!st->in_txn) {
+        store_content_unlink(st, item_id); /* committed already (autocommit) */
+        return;
+    }
+    if (st->ntrash == st->atrash) {
+        st->atrash = st->atrash ? st->atrash * 2 : 64;
+        st->trash = xrealloc(st->trash, st->atrash * sizeof *st->trash);
+    }
+    st->trash[st->ntrash++] = item_id;
+}
+
 enum store_status
 store_commit(struct store *st)
 {
@@ -370,6 +385,11 @@ store_commit(struct store *st)
     if (s == STORE_OK) {
         st->in_txn = false;
         st->committed = st->nchanges;
+        /* A file that cannot be removed now is an orphan, not an error: the
+         * removal is committed. */
+        for (size_t i = 0; i < st->ntrash; i++)
+            store_content_unlink(st, st->trash[i]);
+        st->ntrash = 0;
     } else {
         store_rollback(st);
     }
@@ -383,6 +403,7 @@ store_rollback(struct store *st)
         run_simple(st, ST_ROLLBACK);
     st->in_txn = false;
     st->nchanges = st->committed;
+    st->ntrash = 0;
 }
 
 enum store_status

@@ -317,6 +317,10 @@ enum store_mode store_folder_mode(const struct store_folder *f, enum store_mode 
 enum store_status store_item_each_partial(struct store *st, int64_t folder_id,
                                           int (*fn)(void *ctx, const struct store_item *it),
                                           void *ctx);
+/* A message whose content must come from the server again (the server's
+ * version won a conflict): kept as an empty part of full_size bytes, so a
+ * full sync or a read online fetches it whole. Records a change. */
+enum store_status store_item_refetch(struct store *st, int64_t id, int64_t full_size);
 /* A partial item became whole: its content file is in place; record size
  * and state without telling the kernel (the reader that asked is filling
  * its cache with the whole bytes). */

@@ -34,6 +34,12 @@ struct store {
     struct store_change *changes;     /* owned */
     size_t nchanges, committed, alloc;
     bool recording;                   /* false: changes are not recorded */
+    /* Content files of items removed in the open transaction: unlinked once
+     * it commits (a crash or rollback before that must find them). Item ids
+     * are never reused (AUTOINCREMENT), so a file left by a crash after the
+     * commit is only an orphan for reindex to sweep. */
+    int64_t *trash;                   /* owned */
+    size_t ntrash, atrash;
     /* Statements prepared by store_sql, keyed by their (static) SQL text:
      * one per call site, so the array stays small (about 60). */
     struct store_sql_entry {
@@ -75,6 +81,9 @@ enum store_status store_unique_name(struct store *st, int64_t folder_id, const c
 enum store_status store_schema_upgrade(struct store *st, char **err);
 /* Remove an item's content file; 0 or -errno (ENOENT counts as success). */
 int store_content_unlink(const struct store *st, int64_t item_id);
+/* Remove an item's content files when the open transaction commits (at
+ * once outside a transaction). */
+void store_trash_content(struct store *st, int64_t item_id);
 /* Rename a finished file (in tmp/) to an item's content file (or partial
  * one); a whole one replaces a partial one. 0 or -errno. */
 int store_content_place(const struct store *st, int64_t item_id, bool partial, const char *from);

@@ -21,6 +21,7 @@
 #include "formats/ical.h"
 #include "formats/note.h"
 #include "formats/vcard.h"
+#include "store/conflict.h"
 #include "store/journal.h"
 #include "sync/replay.h"
 
@@ -275,6 +276,70 @@ make_default(struct dav_driver *dd, struct store_folder *top, struct sync_error 
     return r;
 }
 
+/* ---- conflicts ---- */
+
+/* The path of an item in the tree (owned). */
+static char *
+item_path(struct store *st, const struct store_item *it)
+{
+    char *dir = conflict_folder_path(st, it->folder_id);
+    char *p = dir[0] ? xasprintf("%s/%s", dir, it->name) : xstrdup(it->name);
+    free(dir);
+    return p;
+}
+
+/* The user's version clashed with the server's (DESIGN section 6): it is
+ * kept in Conflicts/, the server's version takes its place (server NULL:
+ * the server deleted it, and the deletion stands), the user gets a notice,
+ * and the entry is done (with the item's other queued changes: they were
+ * made to the version now in Conflicts/). */
+static int
+settle_conflict(struct dav_driver *dd, struct journal_entry *e, const char *href,
+                const char *etag, const struct dynbuf *server, const char *happened,
+                struct sync_error *err)
+{
+    struct store *st = dd->base.st;
+    if (replay_begin(&dd->base, err) < 0)
+        return -1;
+    int rc = 0;
+    struct store_item it;
+    enum store_status s = store_item_get(st, e->item_id, &it);
+    char copy[NAMES_MAX + 1] = "";
+    char *path = NULL;
+    int64_t copy_id = 0;
+    if (s == STORE_OK) {
+        path = item_path(st, &it);
+        s = conflict_keep_item(st, it.id, &copy_id, copy);
+    }
+    if (s == STORE_OK && !server)
+        s = store_item_remove(st, it.id);
+    if (s == STORE_OK && server) {
+        /* (a note's properties: the copy links the old ID.src; the new one
+         * is written beside, not over it) */
+        rc = dav_sync_store_item(dd, it.id, href, etag, server->data, server->len, err);
+    }
+    if (s == STORE_OK && rc == 0) {
+        s = journal_drop_item(st, e->item_id, ~0u);
+        if (s == STORE_OK)
+            s = conflict_notice(st, path, happened, copy);
+    }
+    if (rc == 0 && s != STORE_OK && s != STORE_NOTFOUND)
+        rc = replay_store_fail(err, st, "keeping a conflict");
+    if (rc == 0)
+        rc = replay_done(&dd->base, e, err);
+    /* The copy is on disk before the server's version replaces the item. */
+    if (rc == 0 && store_content_sync(st) < 0) {
+        sync_error_set(err, SYNC_ERR_STORE, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_LATER,
+                       "syncing a conflict copy failed");
+        rc = -1;
+    }
+    if (rc == 0)
+        log_warn("conflict: %s: %s; the local version is in Conflicts/%s", path ? path : "?",
+                 happened, copy);
+    free(path);
+    return replay_end(&dd->base, rc, "conflict", err);
+}
+
 /* ---- uploads ---- */
 
 /* Refuse an entry in its own transaction. */
@@ -481,18 +546,25 @@ push_put(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
                             "the collection already holds an item with this UID", err);
         } else if (status == 412 || status == 404) {
             /* Changed or deleted on the server since the user's version was
-             * read: neither side is overwritten. */
-            rc = refuse_now(dd, e, STORE_ITEM_CONFLICT,
-                            status == 412 ? "changed on the server since it was read"
-                                          : "deleted on the server",
-                            err);
-            if (rc == 0) {
-                char *col = parent_of(target);
-                if (replay_begin(&dd->base, err) == 0)
-                    rc = replay_end(&dd->base, dav_sync_forget_token(dd, col, err),
-                                    "conflict", err);
-                free(col);
+             * read: the server's version wins, the user's is kept. */
+            char *tag = NULL;
+            int st5 = 404;
+            if (status == 412 && read_back(dd, target, &back, &tag, &st5, err) < 0 &&
+                st5 != 404) {
+                free(target);
+                rc = -1;
+                goto out;
             }
+            rc = st5 == 404 ? settle_conflict(dd, e, target, NULL, NULL,
+                                              "it was deleted on the server after you "
+                                              "changed it here; the deletion stands",
+                                              err)
+                            : settle_conflict(dd, e, target, tag, &back,
+                                              "it was changed on the server after you "
+                                              "changed it here; the server's version is in "
+                                              "place",
+                                              err);
+            free(tag);
         } else if (err->scope == SYNC_SCOPE_ITEM && status) {
             rc = refuse_now(dd, e, STORE_ITEM_ERROR, err->msg, err);
         } else {
@@ -529,6 +601,7 @@ out:
 static int
 push_delete(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
 {
+    struct store *st = dd->base.st;
     if (!e->href)
         return replay_drop(&dd->base, e, "it never reached the server", err);
     struct dav_result res;
@@ -543,13 +616,21 @@ push_delete(struct dav_driver *dd, struct journal_entry *e, struct sync_error *e
          * next sync lists the collection whole and brings it back. */
         log_warn("dav: %s changed on the server; not deleted", e->href);
         char *col = parent_of(e->href);
+        char *dir = conflict_folder_path(st, e->folder_id);
+        char *what = xasprintf("%s%s%s", dir, dir[0] ? "/" : "", last_segment(e->href));
         int rc = replay_begin(&dd->base, err);
         if (rc == 0)
-            rc = replay_end(&dd->base,
-                            dav_sync_forget_token(dd, col, err) < 0
-                                ? -1
-                                : replay_done(&dd->base, e, err),
-                            "delete dropped", err);
+            rc = dav_sync_forget_token(dd, col, err);
+        if (rc == 0 && conflict_notice(st, what,
+                                       "you deleted it here, but it was changed on the "
+                                       "server; the server's version comes back",
+                                       NULL) != STORE_OK)
+            rc = replay_store_fail(err, st, "writing a conflict notice");
+        if (rc == 0)
+            rc = replay_done(&dd->base, e, err);
+        rc = replay_end(&dd->base, rc, "delete dropped", err);
+        free(what);
+        free(dir);
         free(col);
         return rc;
     }
@@ -705,19 +786,12 @@ push_move(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err
         }
         rc = record_moved(dd, e, dest, tag, err);
     } else if (status == 404) {
-        /* Gone on the server: the user's copy goes up as a new item. */
-        rc = replay_begin(&dd->base, err);
-        if (rc == 0) {
-            e->op = JOURNAL_APPEND;
-            e->state = JOURNAL_QUEUED;
-            free(e->href);
-            e->href = NULL;
-            rc = replay_end(&dd->base,
-                            journal_update(st, e) == STORE_OK
-                                ? 0
-                                : replay_store_fail(err, st, "recording a move"),
-                            "move became upload", err);
-        }
+        /* Deleted on the server while the user moved it: the deletion
+         * stands, the user's version is kept. */
+        rc = settle_conflict(dd, e, NULL, NULL, NULL,
+                             "it was deleted on the server after you moved it here; the "
+                             "deletion stands",
+                             err);
     } else if (status == 412) {
         rc = refuse_now(dd, e, STORE_ITEM_ERROR,
                         "an item of that name is already in the target collection", err);
@@ -947,8 +1021,6 @@ dav_push(struct dav_driver *dd, struct sync_error *err)
             break;
         case JOURNAL_MOVE:
             rc = push_move(dd, &e, err);
-            if (rc == 0 && e.op == JOURNAL_APPEND)
-                next_after = e.id - 1; /* became an upload: take it again */
             break;
         case JOURNAL_MKDIR:
             rc = push_mkdir(dd, &e, err);

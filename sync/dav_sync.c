@@ -20,6 +20,7 @@
 #include "formats/ical.h"
 #include "formats/note.h"
 #include "formats/vcard.h"
+#include "store/conflict.h"
 #include "store/journal.h"
 #include "sync/replay.h"
 
@@ -423,15 +424,13 @@ list_kind(struct dav_driver *dd, enum store_kind kind, struct sync_error *err)
         if (store_folder_add(st, &f) != STORE_OK)
             return replay_store_fail(err, st, "adding a folder");
     }
-    /* Collections gone from the server: their folders go, unless local
-     * changes wait in them (those are never dropped). */
+    /* Collections gone from the server: their folders go; changes made in
+     * them are kept in Conflicts/ (DESIGN section 6). */
     struct stale_ctx sc = {dd, kind, top, NULL, 0};
     store_folder_each(st, kind, find_stale, &sc);
     for (size_t i = 0; i < sc.n && rc == 0; i++) {
-        int64_t pending = 0;
-        if (journal_count(st, sc.gone[i], &pending) != STORE_OK)
-            rc = replay_store_fail(err, st, "reading the journal");
-        else if (pending == 0 && store_folder_remove(st, sc.gone[i]) != STORE_OK)
+        unsigned kept = 0;
+        if (conflict_drop_folder(st, sc.gone[i], &kept) != STORE_OK)
             rc = replay_store_fail(err, st, "removing a folder");
     }
     free(sc.gone);

@@ -671,7 +671,7 @@ thread_main(void *arg)
             set_conn_state(s, "connecting");
             if (sl->d->ops->connect(sl->d, &err) < 0) {
                 if (err.code == SYNC_ERR_CANCELLED)
-                    goto out;
+                    goto cancelled;
                 slot_failed(s, sl, &err);
                 if (sl->next_attempt < next_try)
                     next_try = sl->next_attempt;
@@ -705,8 +705,10 @@ thread_main(void *arg)
                 if (!sl->d->ops->connected(sl->d))
                     continue;
                 int r = run_pass(s, sl, only, &err);
-                if (r < 0 && err.code == SYNC_ERR_CANCELLED)
-                    goto out;
+                if (r < 0 && err.code == SYNC_ERR_CANCELLED) {
+                    free(msg);
+                    goto cancelled;
+                }
                 if (r < 0 && !msg)
                     msg = xstrdup(err.msg);
                 if (r < 0)
@@ -728,7 +730,7 @@ thread_main(void *arg)
             struct slot *sl = &s->slots[i];
             if (sl->d->ops->connected(sl->d) && sl->d->ops->push(sl->d, &err) < 0) {
                 if (err.code == SYNC_ERR_CANCELLED)
-                    goto out;
+                    goto cancelled;
                 log_warn("sending local changes: %s", err.msg);
                 slot_failed(s, sl, &err);
             }
@@ -766,7 +768,7 @@ thread_main(void *arg)
             if (sync_one_folder(s, who->d, fid, &ferr) < 0) {
                 log_warn("sync: %s", ferr.msg);
                 if (ferr.code == SYNC_ERR_CANCELLED)
-                    goto out;
+                    goto cancelled;
                 if (ferr.scope == SYNC_SCOPE_ACCOUNT)
                     slot_failed(s, who, &ferr);
             }
@@ -774,11 +776,19 @@ thread_main(void *arg)
         }
         /* w < 0: the connection broke while waiting. */
         if (err.code == SYNC_ERR_CANCELLED)
-            break;
+            goto cancelled;
         if (who)
             slot_failed(s, who, &err);
+        continue;
+    cancelled:
+        /* Stopping, or a pause or going offline interrupted the work: the
+         * connections may be mid-command; start them afresh afterwards. */
+        if (atomic_load(&s->stop))
+            break;
+        for (size_t i = 0; i < s->nslots; i++)
+            s->slots[i].d->ops->disconnect(s->slots[i].d);
+        pass_due = true;
     }
-out:
     for (size_t i = 0; i < s->nslots; i++)
         s->slots[i].d->ops->disconnect(s->slots[i].d);
     complete_requests(s, UINT64_MAX, -1, "the mount is shutting down");

@@ -14,6 +14,7 @@
 #include "common/util.h"
 #include "formats/flags.h"
 #include "formats/mail.h"
+#include "store/conflict.h"
 #include "store/journal.h"
 
 #include <errno.h>
@@ -190,7 +191,160 @@ find_sent(struct imap_driver *id, int64_t folder_id, uint32_t hint, int64_t size
     return 0;
 }
 
+/* ---- what the server says of messages, and conflicts ---- */
+
+/* Flags the server reported back for a UID. */
+struct flags_seen {
+    uint32_t uid;
+    uint64_t modseq;
+    char *flags; /* owned */
+};
+
+struct flags_ctx {
+    struct imap_driver *id;
+    struct flags_seen *v; /* owned */
+    size_t n, alloc;
+};
+
+static int
+flags_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct flags_ctx *fc = ctx;
+    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1) {
+        imap_sync_note(fc->id, r);
+        return 0;
+    }
+    const struct imap_value *a = &r->args.items[0];
+    uint32_t uid;
+    const struct imap_value *fl = imap_fetch_item(a, "FLAGS");
+    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || !fl)
+        return 0;
+    if (fc->n == fc->alloc) {
+        fc->alloc = fc->alloc ? fc->alloc * 2 : 16;
+        fc->v = xrealloc(fc->v, fc->alloc * sizeof *fc->v);
+    }
+    fc->v[fc->n++] = (struct flags_seen){uid, imap_sync_modseq(a), imap_sync_flags(fl)};
+    return 0;
+}
+
+/* Store what the server reported, in the open transaction. */
+static int
+flags_apply(struct imap_driver *id, int64_t folder_id, struct flags_ctx *fc,
+            struct sync_error *err)
+{
+    struct store *st = store_of(id);
+    for (size_t i = 0; i < fc->n; i++) {
+        struct store_item it;
+        if (store_item_by_uid(st, folder_id, fc->v[i].uid, &it) != STORE_OK)
+            continue;
+        if (store_item_set_flags(st, it.id, fc->v[i].flags, fc->v[i].modseq) != STORE_OK)
+            return imap_sync_store_fail(err, st, "recording flags");
+    }
+    return 0;
+}
+
+/* The user's version of a message clashed with the server's: copy it into
+ * Conflicts/ and leave a notice (the caller then puts the server's version
+ * in place). In the open transaction. */
+static int
+keep_conflict(struct imap_driver *id, int64_t item_id, const char *happened,
+              struct sync_error *err)
+{
+    struct store *st = store_of(id);
+    struct store_item it;
+    if (store_item_get(st, item_id, &it) != STORE_OK)
+        return 0; /* gone meanwhile: nothing to keep */
+    char *dir = conflict_folder_path(st, it.folder_id);
+    char *path = dir[0] ? xasprintf("%s/%s", dir, it.name) : xstrdup(it.name);
+    char copy[NAMES_MAX + 1];
+    int64_t copy_id = 0;
+    enum store_status s = conflict_keep_item(st, item_id, &copy_id, copy);
+    if (s == STORE_OK)
+        s = conflict_notice(st, path, happened, copy);
+    if (s == STORE_OK)
+        log_warn("conflict: %s: %s; the local version is in Conflicts/%s", path, happened,
+                 copy);
+    free(path);
+    free(dir);
+    return s == STORE_OK ? 0 : imap_sync_store_fail(err, st, "keeping a conflict");
+}
+
+static void
+flags_ctx_free(struct flags_ctx *fc)
+{
+    for (size_t i = 0; i < fc->n; i++)
+        free(fc->v[i].flags);
+    free(fc->v);
+}
+
 /* ---- removing messages (rm, the old copy of an edit or a move) ---- */
+
+/* With CONDSTORE, mark each deletion that knows the MODSEQ the user saw
+ * \Deleted only if unchanged since; modified[i] for those the server had
+ * changed (they stay). 0 or -1. */
+static int
+mark_checked(struct imap_driver *id, const struct journal_entry *batch, size_t n,
+             bool *modified, struct sync_error *err)
+{
+    struct imap_conn *c = id->conn;
+    if (!imap_has(c, IMAP_CAP_CONDSTORE))
+        return 0;
+    uint32_t *tags = xcalloc(n, sizeof *tags);
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long base = batch[i].base ? strtoull(batch[i].base, NULL, 10) : 0;
+        if (base)
+            tags[i] = imap_cmd(c, "UID STORE %u (UNCHANGEDSINCE %llu) +FLAGS.SILENT (\\Deleted)",
+                               batch[i].uid, base);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!tags[i])
+            continue;
+        enum imap_status st;
+        rc = imap_wait(c, tags[i], NULL, NULL, &st, err);
+        const struct imap_response *r = imap_last_completion(c);
+        if (rc == 0 && st == IMAP_ST_OK && r && r->code && strcmp(r->code, "MODIFIED") == 0)
+            modified[i] = true;
+    }
+    free(tags);
+    return rc;
+}
+
+/* A deletion the server's change outlived: the message comes back (the
+ * folder is listed whole next), the user is told. In the open
+ * transaction. */
+static int
+deletion_yields(struct imap_driver *id, const struct journal_entry *e, struct sync_error *err)
+{
+    struct store *st = store_of(id);
+    char *dir = conflict_folder_path(st, e->folder_id);
+    char *what = xasprintf("%s%s%s", dir, dir[0] ? "/" : "",
+                           e->arg ? e->arg : "a message");
+    log_warn("conflict: %s was changed on the server after you deleted it; it comes back",
+             what);
+    enum store_status s = conflict_notice(st, what,
+                                          "you deleted it here, but it was changed on the "
+                                          "server; the server's version comes back",
+                                          NULL);
+    free(what);
+    free(dir);
+    return s == STORE_OK ? 0 : imap_sync_store_fail(err, st, "writing a conflict notice");
+}
+
+/* Make the next sync of a folder compare every UID (a message the store
+ * dropped must come back). In the open transaction. */
+static int
+resync_folder(struct imap_driver *id, const char *server_name, struct sync_error *err)
+{
+    struct store *st = store_of(id);
+    struct store_folder f;
+    if (store_folder_by_server_name(st, STORE_KIND_MAIL, server_name, &f) != STORE_OK)
+        return 0;
+    f.highestmodseq = 0;
+    enum store_status s = store_folder_update_sync(st, &f);
+    store_folder_clear(&f);
+    return s == STORE_OK ? 0 : imap_sync_store_fail(err, st, "recording a folder to resync");
+}
 
 static int
 search_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
@@ -313,6 +467,8 @@ push_deletes(struct imap_driver *id, struct journal_entry *first, int64_t *after
     int rc = 0;
     const char *skip = NULL;
     char why[600] = "";
+    bool *modified = xcalloc(n, sizeof *modified);
+    size_t n_modified = 0;
     if (!batch[0].src || batch[0].uid == 0) {
         skip = "it never reached the server";
     } else {
@@ -328,15 +484,21 @@ push_deletes(struct imap_driver *id, struct journal_entry *first, int64_t *after
             skip = "the folder's UIDVALIDITY changed; nothing is deleted";
             log_warn("folder %s: %s", batch[0].src, skip);
         } else {
+            /* Deletions based on a MODSEQ yield to a change on the server
+             * since (DESIGN section 6: the server's version comes back). */
+            rc = mark_checked(id, batch, n, modified, err);
             uint32_t *uids = xmalloc(n * sizeof *uids);
+            size_t m = 0;
             for (size_t i = 0; i < n; i++)
-                uids[i] = batch[i].uid;
-            qsort(uids, n, sizeof *uids, cmp_u32);
+                if (!modified[i])
+                    uids[m++] = batch[i].uid;
+            n_modified = n - m;
+            qsort(uids, m, sizeof *uids, cmp_u32);
             size_t k = 0;
-            for (size_t i = 0; i < n; i++)
+            for (size_t i = 0; i < m; i++)
                 if (i == 0 || uids[i] != uids[i - 1])
                     uids[k++] = uids[i];
-            int x = expunge_uids(id, uids, k, err);
+            int x = rc < 0 ? -1 : k ? expunge_uids(id, uids, k, err) : 0;
             free(uids);
             if (x < 0)
                 rc = -1;
@@ -356,6 +518,11 @@ push_deletes(struct imap_driver *id, struct journal_entry *first, int64_t *after
         if (skip)
             log_info("journal: delete not sent: %s", skip);
         rc = txn_begin(id, err);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            if (modified[i])
+                rc = deletion_yields(id, &batch[i], err);
+        if (rc == 0 && n_modified)
+            rc = resync_folder(id, batch[0].src, err);
         if (rc == 0) {
             for (size_t i = 0; rc == 0 && i < n; i++)
                 rc = done(id, &batch[i], err);
@@ -363,6 +530,7 @@ push_deletes(struct imap_driver *id, struct journal_entry *first, int64_t *after
         }
     }
 out:
+    free(modified);
     for (size_t i = 0; i < n; i++)
         journal_entry_clear(&batch[i]);
     free(batch);
@@ -510,6 +678,91 @@ upload_recover(struct imap_driver *id, struct upload *u, bool *found, struct syn
     return rc;
 }
 
+struct probe {
+    uint32_t uid;
+    bool found;
+    uint64_t modseq;
+    int64_t size;
+    char *flags; /* owned */
+};
+
+static int
+probe_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
+{
+    struct probe *p = ctx;
+    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1)
+        return 0;
+    const struct imap_value *a = &r->args.items[0];
+    uint32_t uid, size;
+    const struct imap_value *fl = imap_fetch_item(a, "FLAGS");
+    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || uid != p->uid || !fl)
+        return 0;
+    p->found = true;
+    p->modseq = imap_sync_modseq(a);
+    p->size = imap_sync_u32(imap_fetch_item(a, "RFC822.SIZE"), &size) ? size : 0;
+    free(p->flags);
+    p->flags = imap_sync_flags(fl);
+    return 0;
+}
+
+/* An edit (REPLACE) of a message that the server deleted, or whose flags it
+ * changed, since the user's version was based on it: the server's version
+ * wins (DESIGN section 6) and the user's goes to Conflicts/. Returns 1 when
+ * settled here (its entries are gone), 0 to upload, -1. */
+static int
+replace_check(struct imap_driver *id, struct upload *u, struct sync_error *err)
+{
+    struct imap_conn *c = id->conn;
+    struct store *st = store_of(id);
+    if (u->e.op != JOURNAL_REPLACE || u->e.state != JOURNAL_QUEUED || !u->e.uid || !u->e.src)
+        return 0;
+    struct imap_mailbox mb;
+    int s = imap_sync_select(id, u->e.src, &mb, err);
+    if (s < 0)
+        return -1;
+    if (s > 0 || (u->e.uidvalidity && mb.uidvalidity != u->e.uidvalidity))
+        return 0; /* cannot tell: the upload goes, the old copy's removal decides */
+    bool condstore = imap_has(c, IMAP_CAP_CONDSTORE);
+    struct probe p = {.uid = u->e.uid};
+    enum imap_status status;
+    uint32_t tag = imap_cmd(c, "UID FETCH %u (UID FLAGS RFC822.SIZE%s)", u->e.uid,
+                            condstore ? " MODSEQ" : "");
+    if (imap_wait(c, tag, probe_cb, &p, &status, err) < 0) {
+        free(p.flags);
+        return -1;
+    }
+    bool changed = p.found && condstore && u->item.modseq && p.modseq > u->item.modseq;
+    if (status != IMAP_ST_OK || (p.found && !changed)) {
+        free(p.flags);
+        return 0;
+    }
+    int rc = txn_begin(id, err);
+    if (rc == 0)
+        rc = keep_conflict(id, u->e.item_id,
+                           p.found ? "its flags were changed on the server after you changed "
+                                     "the message here; the server's version stands"
+                                   : "it was deleted on the server after you changed it "
+                                     "here; the deletion stands",
+                           err);
+    enum store_status ss = STORE_OK;
+    if (rc == 0 && !p.found)
+        ss = store_item_remove(st, u->e.item_id);
+    if (rc == 0 && p.found) {
+        ss = store_item_refetch(st, u->e.item_id, p.size);
+        if (ss == STORE_OK)
+            ss = store_item_set_flags(st, u->e.item_id, p.flags, p.modseq);
+    }
+    if (rc == 0 && ss == STORE_OK)
+        ss = journal_drop_item(st, u->e.item_id, ~0u);
+    if (rc == 0 && ss != STORE_OK)
+        rc = imap_sync_store_fail(err, st, "settling a conflict");
+    if (rc == 0 && store_content_sync(st) < 0)
+        rc = imap_sync_store_fail(err, st, "syncing a conflict copy");
+    free(p.flags);
+    rc = txn_end(id, rc, "conflict", err);
+    return rc < 0 ? -1 : 1;
+}
+
 static int
 push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after,
              bool *deferred, struct sync_error *err)
@@ -567,6 +820,18 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
             u->status = IMAP_ST_OK;
             u->tag = UINT32_MAX; /* settled */
         }
+    }
+
+    /* Edits of messages the server deleted or changed since: conflicts. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct upload *u = &ups[i];
+        if (u->tag == UINT32_MAX)
+            continue;
+        int x = replace_check(id, u, err);
+        if (x < 0)
+            rc = -1;
+        else if (x > 0)
+            u->tag = UINT32_MAX, u->deferred = true; /* settled: nothing to record */
     }
 
     /* Mark in flight, with how to find each one again. */
@@ -798,7 +1063,19 @@ push_move(struct imap_driver *id, struct journal_entry *e, struct sync_error *er
     }
     struct copyuid_ctx cc = {.id = id};
     if (e->state == JOURNAL_INFLIGHT) {
-        /* Interrupted: is it still here, or already there? */
+        /* Interrupted: is it still here, or already there? "There" is where
+         * it was sent, which may not be where the item is now (moved again
+         * meanwhile: the move queued behind takes it on from there). */
+        struct store_folder sent;
+        if (e->folder_id && e->folder_id != dst.id &&
+            store_folder_get(st, e->folder_id, &sent) == STORE_OK) {
+            if (sent.server_name && !sent.local_only) {
+                store_folder_clear(&dst);
+                dst = sent;
+            } else {
+                store_folder_clear(&sent);
+            }
+        }
         struct exists_ctx ec = {.id = id};
         uint32_t tag = imap_cmd(c, "UID FETCH %u (UID FLAGS)", e->uid);
         if (imap_wait(c, tag, exists_cb, &ec, NULL, err) < 0) {
@@ -890,7 +1167,13 @@ push_move(struct imap_driver *id, struct journal_entry *e, struct sync_error *er
 record:
     rc = txn_begin(id, err);
     if (rc == 0 && cc.uid) {
-        if (store_item_refresh(st, it.id, NULL, 0, cc.uid, NULL) != STORE_OK ||
+        /* The UID is the item's only where the item still is; moved on
+         * meanwhile, the move queued behind takes it (journal_fill_uid). */
+        struct store_item now;
+        enum store_status ns = store_item_get(st, it.id, &now);
+        if (ns == STORE_OK && now.folder_id == dst.id)
+            ns = store_item_refresh(st, it.id, NULL, 0, cc.uid, NULL);
+        if ((ns != STORE_OK && ns != STORE_NOTFOUND) ||
             journal_fill_uid(st, it.id, dst.server_name, cc.uid, cc.uidvalidity) != STORE_OK)
             rc = imap_sync_store_fail(err, st, "recording a move");
     }
@@ -902,64 +1185,6 @@ record:
 }
 
 /* ---- flags ---- */
-
-/* Flags the server reported back for a UID. */
-struct flags_seen {
-    uint32_t uid;
-    uint64_t modseq;
-    char *flags; /* owned */
-};
-
-struct flags_ctx {
-    struct imap_driver *id;
-    struct flags_seen *v; /* owned */
-    size_t n, alloc;
-};
-
-static int
-flags_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
-{
-    struct flags_ctx *fc = ctx;
-    if (!r->name || strcmp(r->name, "FETCH") != 0 || r->args.n != 1) {
-        imap_sync_note(fc->id, r);
-        return 0;
-    }
-    const struct imap_value *a = &r->args.items[0];
-    uint32_t uid;
-    const struct imap_value *fl = imap_fetch_item(a, "FLAGS");
-    if (!imap_sync_u32(imap_fetch_item(a, "UID"), &uid) || !fl)
-        return 0;
-    if (fc->n == fc->alloc) {
-        fc->alloc = fc->alloc ? fc->alloc * 2 : 16;
-        fc->v = xrealloc(fc->v, fc->alloc * sizeof *fc->v);
-    }
-    fc->v[fc->n++] = (struct flags_seen){uid, imap_sync_modseq(a), imap_sync_flags(fl)};
-    return 0;
-}
-
-/* Store what the server reported, in the open transaction. */
-static int
-flags_apply(struct imap_driver *id, int64_t folder_id, struct flags_ctx *fc,
-            struct sync_error *err)
-{
-    struct store *st = store_of(id);
-    for (size_t i = 0; i < fc->n; i++) {
-        struct store_item it;
-        if (store_item_by_uid(st, folder_id, fc->v[i].uid, &it) != STORE_OK)
-            continue;
-        if (store_item_set_flags(st, it.id, fc->v[i].flags, fc->v[i].modseq) != STORE_OK)
-            return imap_sync_store_fail(err, st, "recording flags");
-    }
-    return 0;
-}
-
-static void
-flags_ctx_free(struct flags_ctx *fc)
-{
-    for (size_t i = 0; i < fc->n; i++)
-        free(fc->v[i].flags);
-    free(fc->v);
-}
 
 static int
 push_flags(struct imap_driver *id, struct journal_entry *first, int64_t *after,
@@ -1028,7 +1253,7 @@ push_flags(struct imap_driver *id, struct journal_entry *first, int64_t *after,
                 modified[i] = true;
         }
         /* A change on the server since ours was based: the server's flags
-         * stand (the conflicts issue adds the notice). */
+         * stand; the message with the user's flags is kept in Conflicts/. */
         for (size_t i = 0; rc == 0 && i < n; i++) {
             if (!modified[i])
                 continue;
@@ -1040,6 +1265,18 @@ push_flags(struct imap_driver *id, struct journal_entry *first, int64_t *after,
         }
         if (rc == 0)
             rc = txn_begin(id, err);
+        bool kept = false;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (!modified[i] || !batch[i].item_id)
+                continue;
+            rc = keep_conflict(id, batch[i].item_id,
+                               "its flags were changed on the server after you changed them "
+                               "here; the server's flags stand",
+                               err);
+            kept = true;
+        }
+        if (rc == 0 && kept && store_content_sync(st) < 0)
+            rc = imap_sync_store_fail(err, st, "syncing conflict copies");
         if (rc == 0) {
             rc = flags_apply(id, f.id, &fc, err);
             for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1181,6 +1418,22 @@ push_folder(struct imap_driver *id, struct journal_entry *e, struct sync_error *
         tag = imap_cmd_end(c);
         if (imap_wait(c, tag, NULL, NULL, &status, err) < 0)
             return -1;
+        if (status != IMAP_ST_OK && code_is(c, "NONEXISTENT")) {
+            /* Renamed or removed on the server meanwhile: the server's side
+             * stands; the folder here no longer matches one there, so the
+             * next list drops it, keeping changes made in it in Conflicts/. */
+            if (txn_begin(id, err) < 0)
+                return -1;
+            char *what = conflict_folder_path(st, e->folder_id);
+            int rc = conflict_notice(st, what,
+                                     "you renamed it here, but it was renamed or removed on "
+                                     "the server; the server's side stands",
+                                     NULL) == STORE_OK
+                         ? done(id, e, err)
+                         : imap_sync_store_fail(err, st, "writing a conflict notice");
+            free(what);
+            return txn_end(id, rc, "rename yields", err);
+        }
         if (status != IMAP_ST_OK)
             snprintf(why, sizeof why, "%s", imap_last_text(c));
         if (id->selected && strcmp(id->selected, e->src) == 0) {

@@ -11,6 +11,7 @@
 #include "formats/mail.h"
 #include "formats/mutf7.h"
 #include "sync/imap_body.h"
+#include "store/conflict.h"
 #include "store/journal.h"
 #include "store/names.h"
 
@@ -387,93 +388,6 @@ ensure_folder(struct imap_driver *id, const char *server_name, char delim, bool 
     return 0;
 }
 
-/* A folder the server no longer lists leaves the store, but what the user
- * made or changed in it stays (the folder becomes local, its state says
- * why): nothing the user wrote is lost. */
-struct keep_ctx {
-    struct store *st;
-    int64_t *drop; /* owned: synced items to remove */
-    size_t n, alloc;
-    bool kept;
-};
-
-static int
-keep_cb(void *ctx, const struct store_dirent *e)
-{
-    struct keep_ctx *kc = ctx;
-    if (e->is_dir) {
-        kc->kept = true; /* decided below, recursively */
-        return 0;
-    }
-    struct store_item it;
-    struct journal_entry je;
-    bool synced = store_item_get(kc->st, store_ino_id(e->ino), &it) == STORE_OK &&
-                  (it.state == STORE_ITEM_SYNCED || it.state == STORE_ITEM_PARTIAL);
-    if (synced && journal_find_item(kc->st, it.id, ~0u, ~0u, &je) == STORE_OK) {
-        journal_entry_clear(&je);
-        synced = false;
-    }
-    if (!synced) {
-        kc->kept = true;
-        return 0;
-    }
-    if (kc->n == kc->alloc) {
-        kc->alloc = kc->alloc ? kc->alloc * 2 : 32;
-        kc->drop = xrealloc(kc->drop, kc->alloc * sizeof *kc->drop);
-    }
-    kc->drop[kc->n++] = it.id;
-    return 0;
-}
-
-static int
-child_cb(void *ctx, const struct store_dirent *e)
-{
-    struct keep_ctx *kc = ctx;
-    if (!e->is_dir)
-        return 1;
-    if (kc->n == kc->alloc) {
-        kc->alloc = kc->alloc ? kc->alloc * 2 : 8;
-        kc->drop = xrealloc(kc->drop, kc->alloc * sizeof *kc->drop);
-    }
-    kc->drop[kc->n++] = store_ino_id(e->ino);
-    return 0;
-}
-
-static enum store_status
-drop_stale_folder(struct store *st, int64_t id)
-{
-    struct keep_ctx kids = {.st = st};
-    enum store_status r = store_dir_list(st, id, 0, child_cb, &kids);
-    for (size_t i = 0; r == STORE_OK && i < kids.n; i++) {
-        struct store_folder k;
-        if (store_folder_get(st, kids.drop[i], &k) != STORE_OK)
-            continue;
-        store_folder_clear(&k);
-        r = drop_stale_folder(st, kids.drop[i]);
-    }
-    free(kids.drop);
-    struct keep_ctx kc = {.st = st};
-    if (r == STORE_OK)
-        r = store_dir_list(st, id, 0, keep_cb, &kc);
-    for (size_t i = 0; r == STORE_OK && i < kc.n; i++)
-        r = store_item_remove(st, kc.drop[i]);
-    free(kc.drop);
-    if (r != STORE_OK)
-        return r;
-    if (!kc.kept)
-        return store_folder_remove(st, id);
-    log_warn("a folder removed on the server holds local changes; it stays here");
-    struct store_folder f;
-    r = store_folder_get(st, id, &f);
-    if (r == STORE_OK) {
-        free(f.error);
-        f.error = xstrdup("removed on the server; the local changes in it are kept");
-        r = store_folder_update_sync(st, &f);
-        store_folder_clear(&f);
-    }
-    return r == STORE_OK ? store_folder_set_local_only(st, id, true) : r;
-}
-
 struct stale_ctx {
     struct store *st;
     int64_t *keep;  /* sorted ids of folders still on the server */
@@ -608,7 +522,9 @@ op_list(struct sync_driver *d, struct sync_error *err)
                     continue;
                 log_info("folder %s is gone from the server", f.name);
                 store_folder_clear(&f);
-                if (drop_stale_folder(st, sc.drop[i]) != STORE_OK)
+                /* Changes made in it go to Conflicts/ (DESIGN section 6). */
+                unsigned kept = 0;
+                if (conflict_drop_folder(st, sc.drop[i], &kept) != STORE_OK)
                     rc = imap_sync_store_fail(err, st, "removing a folder");
             }
             free(sc.drop);

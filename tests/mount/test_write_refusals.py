@@ -109,12 +109,15 @@ def test_folder_deleted_on_server(account, mount, mailfs_env, run_mailfs, tmp_pa
     inbox = [b for p, b in expected.items() if p.startswith("Inbox/")]
     wait_server(c, "INBOX", inbox + [other], PUSH * SLOW, mount=m)
     rc, out, err = run_mailfs("sync", m.path)
-    # the copy is refused, not lost: its content is still in the tree
+    # the folder's removal stands, the copy is not lost: it is in Conflicts/
+    # (DESIGN section 6), saying where it came from
     files = tree_files(m.path)
     where = [p for p, b in files.items() if b == crlf(pending)]
     assert len(where) == 1, "the refused message's content is %s" % (
         "gone from the tree" if not where else "in the tree %d times" % len(where))
-    assert_refused(m, m / where[0], crlf(pending), r"\S")
+    assert where[0].startswith("Conflicts/"), where
+    assert xattr(m / where[0], "user.sync.state") == "conflict"
+    assert xattr(m / where[0], "user.conflict.origin") == "Archive/2025/pending.eml"
     # and it did not go anywhere on the server
     everywhere = [b for f in srvlib.list_folders(c) for b in folder_bodies(c, f)]
     assert crlf(pending) not in everywhere
