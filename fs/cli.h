@@ -37,8 +37,9 @@ int cli_open_account(const struct cli *cli, struct cli_account *acc);
 void cli_account_clear(struct cli_account *acc);
 /* The engine's options for the account's services (the rest zero). */
 void cli_sync_options(const struct cli_account *acc, struct sync_options *so);
-/* Connect and log in once to each service. 0 or -1 with *err. */
-int cli_check_account(const struct cli_account *acc, struct sync_error *err);
+/* Connect and log in once to IMAP and (dav) each DAV service. 0 or -1 with
+ * *err. */
+int cli_check_account(const struct cli_account *acc, bool dav, struct sync_error *err);
 /* Take the store's lock (one process per store): an fd or -1 with *err. */
 int cli_lock_store(const char *store_dir, char **err);
 

@@ -124,7 +124,7 @@ cli_sync_options(const struct cli_account *acc, struct sync_options *so)
 }
 
 int
-cli_check_account(const struct cli_account *acc, struct sync_error *err)
+cli_check_account(const struct cli_account *acc, bool dav, struct sync_error *err)
 {
     if (acc->imap.url) {
         struct imap_conn *c;
@@ -132,13 +132,13 @@ cli_check_account(const struct cli_account *acc, struct sync_error *err)
             return -1;
         imap_close(c);
     }
-    const struct http_config *dav[] = {&acc->caldav, &acc->carddav};
-    for (int k = 0; k < 2; k++) {
-        if (!dav[k]->base_url)
+    const struct http_config *svc[] = {&acc->caldav, &acc->carddav};
+    for (int k = 0; dav && k < 2; k++) {
+        if (!svc[k]->base_url)
             continue;
         struct dav_conn *c;
         struct dav_collections cols = {0};
-        if (dav_open(dav[k], k ? DAV_KIND_CARDDAV : DAV_KIND_CALDAV, &c, err) < 0)
+        if (dav_open(svc[k], k ? DAV_KIND_CARDDAV : DAV_KIND_CALDAV, &c, err) < 0)
             return -1;
         int r = dav_discover(c, &cols, err);
         dav_collections_free(&cols);
@@ -297,7 +297,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
             goto done;
         if (!store_exists(store_dir)) {
             struct sync_error se;
-            if (cli_check_account(&acc, &se) < 0) {
+            /* The one-shot sync discovers the DAV services itself and
+             * reports their failures: checking them first would do it twice. */
+            if (cli_check_account(&acc, false, &se) < 0) {
                 fprintf(stderr, "mailfs: %s\n", se.msg);
                 goto done;
             }

@@ -74,7 +74,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     if (!had_store && !cli->offline) {
         /* No store to serve from: the account must work now. */
         struct sync_error se;
-        if (cli_check_account(&acc, &se) < 0) {
+        if (cli_check_account(&acc, true, &se) < 0) {
             fprintf(stderr, "mailfs: %s\n", se.msg);
             goto out;
         }
