@@ -1,9 +1,10 @@
 """Discovery (sync/dav.h dav_discover) through dav_probe against Radicale and
 Xandikos: from the server's root (RFC 6764 well-known, principal, home
 sets), from the principal, from one collection URL; calendars and address
-books kept apart; names, component sets, ctags and tokens as the server
-says (checked with an independent client); and against a scripted server,
-the default calendar, redirects and hrefs in odd forms."""
+books kept apart; names, component sets and sync tokens as the server
+says, checked with an independent client (getctag is not asked for: the
+token alone tells a change); and against a scripted server, the default
+calendar, redirects and hrefs in odd forms."""
 
 import urllib.parse
 
@@ -35,7 +36,9 @@ def test_discover_from_root(dav):
     c = cols[cal]
     name, ctag, token = server_props(dav, cal)
     assert c["displayname"] == "Trips \u00e9t\u00e9" == name
-    assert c["ctag"] == ctag and c["sync_token"] == token
+    # getctag is not asked for (servers compute it from every item, as
+    # the token), so discovery reports none
+    assert ctag and c["ctag"] is None and c["sync_token"] == token
     if dav.name == "radicale":
         assert c["comps"] == ["VEVENT", "VTODO"]
     else:
