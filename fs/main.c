@@ -28,7 +28,8 @@ static const char usage[] =
     "       mailfs reindex|reset ACCOUNT\n"
     "       mailfs --help | --version\n"
     "\n"
-    "Mounts a mail account (IMAP) as a directory tree backed by a local store.\n"
+    "Mounts a groupware account -- mail (IMAP), calendars, tasks and notes\n"
+    "(CalDAV), contacts (CardDAV) -- as a directory tree backed by a local store.\n"
     "  -f              stay in the foreground, log to stderr\n"
     "  -o OPTIONS      FUSE mount options (comma-separated); -o offline mounts\n"
     "                  without any network traffic (sticky: see mailfs online)\n"
@@ -47,8 +48,11 @@ static const char usage[] =
     "  [account work]\n"
     "  imap = imaps://mail.example.com\n"
     "  user = alice@example.com\n"
+    "  caldav = https://dav.example.com/     ; optional, as is imap\n"
+    "  carddav = https://dav.example.com/\n"
     "  password_command = pass show mail/work\n"
     "  ; cafile = /etc/ssl/private-ca.pem   tls = none   poll = 60\n"
+    "  ; sync_mode = headers   (default mode of mail folders: full, headers, off)\n"
     "The environment variable MAILFS_LOG=debug|info|warning|error sets the log level.\n";
 
 static const char *const subcommands[] = {"sync", "online", "offline", "status", "reindex",

@@ -70,6 +70,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
 
     if (cli_open_account(cli, &acc) < 0)
         goto out;
+    m.has_mail = acc.imap.url != NULL;
     bool had_store = store_exists(m.store_dir);
     if (!had_store && !cli->offline) {
         /* No store to serve from: the account must work now. */

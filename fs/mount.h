@@ -22,6 +22,7 @@ struct mount {
     struct fuse_session *se;      /* owned */
     uid_t uid;                    /* the mounting user: owner of every node */
     enum store_mode mail_default; /* config sync_mode */
+    bool has_mail;                /* the account has an imap server */
     gid_t gid;
     int64_t mount_time;           /* mtime of directories */
     bool no_open;                 /* the kernel skips open/release */
@@ -36,6 +37,10 @@ struct mount {
     pthread_mutex_t drafts_lock;
     struct draft *drafts;         /* owned; protected by drafts_lock */
 };
+
+/* How long a read of (or a write into) a message kept in part waits for
+ * the whole one. */
+#define FETCH_WHOLE_WAIT_MS 5000
 
 /* ---- ops.c: the operations table and the read side ---- */
 extern const struct fuse_lowlevel_ops mount_ops;
@@ -97,6 +102,11 @@ void mount_on_change(void *ctx, const struct store_change *c);
 int notify_start(struct mount *m);
 void notify_stop(void);
 void notify_inode_later(uint64_t ino);
+/* Forget a name in a directory (from a FUSE thread: queued). */
+void notify_entry_later(uint64_t parent, const char *name);
+/* Wait (at most timeout_ms) until the kernel was told everything queued: a
+ * call whose reply must find the kernel's caches already dropped. */
+void notify_drain(int timeout_ms);
 
 /* The control socket: `mailfs sync MOUNTPOINT` talks to the running mount
  * through STORE/control.sock (control.c). */

@@ -7,6 +7,7 @@
 #include "common/util.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,9 +48,18 @@ mount_on_change(void *ctx, const struct store_change *c)
 
 /* ---- the notifier thread, for changes made by FUSE threads ---- */
 
+/* An inode to forget (parent 0), or a name in a parent directory. */
+struct later {
+    uint64_t ino;
+    uint64_t parent;
+    char *name; /* owned; NULL for an inode */
+};
+
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t *q_inos;     /* owned; protected by q_lock */
+static pthread_cond_t q_idle = PTHREAD_COND_INITIALIZER; /* the queue ran dry */
+static bool q_busy;          /* one taken off the queue, being told */
+static struct later *q_v;    /* owned; protected by q_lock */
 static size_t q_n, q_alloc;
 static bool q_stop, q_running;
 static pthread_t q_thread;
@@ -64,10 +74,20 @@ notifier_main(void *arg)
             pthread_cond_wait(&q_cond, &q_lock);
         if (q_stop)
             break;
-        uint64_t ino = q_inos[--q_n];
+        struct later l = q_v[--q_n];
+        q_busy = true;
         pthread_mutex_unlock(&q_lock);
-        fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
+        /* The kernel takes the directory's lock first, so an entry is
+         * forgotten only after the request that made it has finished. */
+        if (l.name)
+            fuse_lowlevel_notify_inval_entry(m->se, l.parent, l.name, strlen(l.name));
+        else
+            fuse_lowlevel_notify_inval_inode(m->se, l.ino, 0, 0);
+        free(l.name);
         pthread_mutex_lock(&q_lock);
+        q_busy = false;
+        if (q_n == 0)
+            pthread_cond_broadcast(&q_idle);
     }
     pthread_mutex_unlock(&q_lock);
     return NULL;
@@ -94,22 +114,54 @@ notify_stop(void)
     pthread_mutex_unlock(&q_lock);
     pthread_join(q_thread, NULL);
     q_running = false;
-    free(q_inos);
-    q_inos = NULL;
+    for (size_t i = 0; i < q_n; i++)
+        free(q_v[i].name);
+    free(q_v);
+    q_v = NULL;
     q_n = q_alloc = 0;
 }
 
-void
-notify_inode_later(uint64_t ino)
+static void
+queue(uint64_t ino, uint64_t parent, const char *name)
 {
     pthread_mutex_lock(&q_lock);
     if (q_running) {
         if (q_n == q_alloc) {
             q_alloc = q_alloc ? q_alloc * 2 : 16;
-            q_inos = xrealloc(q_inos, q_alloc * sizeof *q_inos);
+            q_v = xrealloc(q_v, q_alloc * sizeof *q_v);
         }
-        q_inos[q_n++] = ino;
+        q_v[q_n++] = (struct later){ino, parent, name ? xstrdup(name) : NULL};
         pthread_cond_signal(&q_cond);
     }
+    pthread_mutex_unlock(&q_lock);
+}
+
+void
+notify_inode_later(uint64_t ino)
+{
+    queue(ino, 0, NULL);
+}
+
+void
+notify_entry_later(uint64_t parent, const char *name)
+{
+    queue(0, parent, name);
+}
+
+void
+notify_drain(int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q_lock);
+    while (q_running && !q_stop && (q_n > 0 || q_busy))
+        if (pthread_cond_timedwait(&q_idle, &q_lock, &until) != 0)
+            break;
     pthread_mutex_unlock(&q_lock);
 }

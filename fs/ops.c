@@ -108,9 +108,6 @@ mount_fill_entry(struct fuse_entry_param *e)
     e->entry_timeout = CACHE_TIMEOUT;
 }
 
-/* How long a read of a message kept in part waits for the whole one. */
-#define FETCH_WHOLE_WAIT_MS 5000
-
 bool
 mount_online(struct mount *m)
 {
@@ -119,12 +116,14 @@ mount_online(struct mount *m)
 
 /* The size a file shows. A message kept in part shows its whole size while
  * online (reading it fetches the whole message, so cat, cp and stat agree)
- * and the size of the part kept here while offline (that is what reading
- * gives then). Switching modes drops the kernel's cached sizes. */
+ * and the size of the part kept here while offline or while the server
+ * cannot be reached (that is what reading gives then). Switching modes, or
+ * the server going away or coming back, drops the kernel's cached sizes. */
 static int64_t
 item_size(struct mount *m, bool partial, int64_t size, int64_t full_size)
 {
-    return partial && full_size > size && mount_online(m) ? full_size : size;
+    return partial && full_size > size && m->sync && sync_mail_reachable(m->sync) ? full_size
+                                                                                 : size;
 }
 
 static bool
@@ -404,7 +403,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     bool partial = false;
     if (fd < 0)
         fd = store_content_open_any(st, store_ino_id(ino), &partial);
-    if (((fd >= 0 && partial) || fd == -ENOENT) && mount_online(m)) {
+    if (((fd >= 0 && partial) || fd == -ENOENT) && m->sync && sync_mail_reachable(m->sync)) {
         /* Read while online: fetch it whole (once, then kept), waiting a
          * few seconds at most; else the part kept here is what there is.
          * A content file lost from the store is asked for the same way. */

@@ -38,6 +38,7 @@ struct draft {
     int fd;            /* the staged file, read-write; owned */
     int64_t size;
     int64_t mtime;     /* set by utime while written; -1 when not */
+    bool crlf;         /* line ends become CRLF at commit: not for notes */
     struct draft *next;
 };
 
@@ -208,6 +209,9 @@ draft_get(struct mount *m, struct store *st, uint64_t ino, bool keep, struct dra
     int e = item_folder(st, store_ino_folder(it.folder_id), &f);
     if (e)
         return e;
+    /* A note's text is the user's own: its line ends stay as written.
+     * Messages, events and contacts are CRLF by their standards. */
+    bool crlf = f.kind != STORE_KIND_NOTES;
     store_folder_clear(&f);
     char path[4096];
     store_content_staged_path(st, id, path, sizeof path);
@@ -226,6 +230,7 @@ draft_get(struct mount *m, struct store *st, uint64_t ino, bool keep, struct dra
     d->fd = fd;
     d->size = keep ? it.size : 0;
     d->mtime = -1;
+    d->crlf = crlf;
     d->next = m->drafts;
     m->drafts = d;
     *out = d;
@@ -342,7 +347,7 @@ draft_commit(struct mount *m, struct store *st, struct draft *d)
     if (fsync(d->fd) < 0)
         return errno;
     int64_t size = d->size;
-    int changed = normalize_crlf(st, d->item_id, d->fd, &size);
+    int changed = d->crlf ? normalize_crlf(st, d->item_id, d->fd, &size) : 0;
     if (changed < 0) {
         log_error("item %lld: %s", (long long)d->item_id, strerror(-changed));
         return EIO;
@@ -469,6 +474,34 @@ write_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, de
     create_item(req, parent, name, mode, NULL);
 }
 
+/* A write that keeps part of a file's bytes starts from its content: a
+ * message kept in part must be whole first, or the server would lose what
+ * is not here. Online it is fetched (waiting a few seconds at most); else
+ * the write is refused with EAGAIN (try again online). 0 or an errno. */
+static int
+whole_before_write(struct mount *m, struct store *st, fuse_ino_t ino)
+{
+    pthread_mutex_lock(&m->drafts_lock);
+    bool drafted = draft_find(m, ino) != NULL;
+    pthread_mutex_unlock(&m->drafts_lock);
+    if (drafted)
+        return 0; /* the draft holds what is written */
+    for (int attempt = 0;; attempt++) {
+        bool partial = false;
+        int fd = store_content_open_any(st, store_ino_id(ino), &partial);
+        if (fd >= 0)
+            close(fd);
+        if (fd < 0 || !partial)
+            return 0;
+        if (attempt > 0 || !m->sync || !sync_mail_reachable(m->sync)) {
+            log_warn("item %lld: not written: only part of the message is here (the whole "
+                     "one comes online)", (long long)store_ino_id(ino));
+            return EAGAIN;
+        }
+        sync_fetch_whole(m->sync, store_ino_id(ino), FETCH_WHOLE_WAIT_MS);
+    }
+}
+
 void
 write_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
             struct fuse_file_info *fi)
@@ -483,9 +516,14 @@ write_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t 
         fuse_reply_err(req, EIO);
         return;
     }
+    int e = whole_before_write(m, st, ino);
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
     pthread_mutex_lock(&m->drafts_lock);
     struct draft *d;
-    int e = draft_get(m, st, ino, true, &d);
+    e = draft_get(m, st, ino, true, &d);
     ssize_t n = 0;
     if (!e) {
         n = pwrite(d->fd, buf, size, off);
@@ -542,6 +580,12 @@ write_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         return;
     }
     int e = 0;
+    if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size > 0)
+        e = whole_before_write(m, st, ino); /* a truncate keeps bytes */
+    if (e) {
+        fuse_reply_err(req, e);
+        return;
+    }
     int64_t mtime = -1;
     if (to_set & FUSE_SET_ATTR_MTIME_NOW)
         mtime = util_now();
@@ -677,6 +721,8 @@ write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     }
     if (f.id == 0 && reserved_top(name))
         e = EEXIST; /* Inbox and the groupware trees are not mail folders to make */
+    else if (f.id == 0 && !m->has_mail)
+        e = EPERM; /* a mail folder could never reach a server */
     else if (f.id != 0 && !item_kind(f.kind))
         e = EPERM;
     int64_t id = 0;
@@ -848,6 +894,13 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
     if (!e) {
         s = local_item_rename(st, it.id, to.id, newname, !(flags & RENAME_NOREPLACE));
         e = mount_errno(s);
+        struct store_item still;
+        if (!e && store_item_get(st, it.id, &still) == STORE_NOTFOUND) {
+            /* The file merged into the item already there (a copy restored
+             * from Conflicts/ that differed only by its flags): the kernel
+             * will take the name for the moved file's inode, which is gone. */
+            notify_entry_later(newparent, newname);
+        }
     }
     store_folder_clear(&from);
     store_folder_clear(&to);
@@ -876,8 +929,11 @@ mount_set_mode(struct mount *m, struct store *st, bool offline)
     }
     if (m->sync)
         sync_set_offline(m->sync, offline);
-    /* Messages kept in part show another size now (see item_size). */
+    /* Messages kept in part show another size now (see item_size): the
+     * kernel forgets the old one before the switch returns, so a stat right
+     * after it agrees with a read. */
     store_item_each_partial(st, 0, forget_size, NULL);
+    notify_drain(2000);
     log_info("account is now %s", offline ? "offline" : "online");
     return 0;
 }

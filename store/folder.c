@@ -410,6 +410,19 @@ store_folder_set_mtime(struct store *st, int64_t id, int64_t mtime)
 }
 
 enum store_status
+store_folder_set_last_sync(struct store *st, int64_t id, int64_t when)
+{
+    /* Only a folder synced before: 0 means "never completed" to the drivers. */
+    sqlite3_stmt *s = store_sql(st, "UPDATE folders SET last_sync = ?2 "
+                                    "WHERE id = ?1 AND last_sync != 0");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, when);
+    return store_step_done(st, s);
+}
+
+enum store_status
 store_folder_is_empty(struct store *st, int64_t id, bool *empty)
 {
     sqlite3_stmt *s = store_sql(st, "SELECT (SELECT count(*) FROM folders WHERE parent_id = ?1)"

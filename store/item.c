@@ -673,6 +673,20 @@ store_item_refresh(struct store *st, int64_t id, const void *content, size_t siz
 }
 
 enum store_status
+store_folder_has_partial(struct store *st, int64_t folder_id, bool *out)
+{
+    sqlite3_stmt *s = store_sql(st, "SELECT 1 FROM items WHERE folder_id = ?1 AND state = 1 "
+                                    "LIMIT 1");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, folder_id);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+}
+
+enum store_status
 store_item_each_partial(struct store *st, int64_t folder_id,
                         int (*fn)(void *ctx, const struct store_item *it), void *ctx)
 {

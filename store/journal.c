@@ -327,3 +327,32 @@ journal_names_folder(struct store *st, const char *server_name, bool *out)
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
 }
+
+enum store_status
+journal_name_at(struct store *st, int64_t entry_id, const char *name, char delimiter,
+                char **out)
+{
+    *out = xstrdup(name);
+    sqlite3_stmt *s = store_sql(st, "SELECT src, arg FROM journal WHERE op = 8 AND "
+                                    "state IN (0, 1) AND id > ?1 ORDER BY id DESC");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, entry_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *src = (const char *)sqlite3_column_text(s, 0);
+        const char *arg = (const char *)sqlite3_column_text(s, 1);
+        if (!src || !arg)
+            continue;
+        size_t n = strlen(arg);
+        /* The renamed folder itself, or one below it. */
+        if (strncmp(*out, arg, n) != 0 ||
+            ((*out)[n] != '\0' && (!delimiter || (*out)[n] != delimiter)))
+            continue;
+        char *was = xasprintf("%s%s", src, *out + n);
+        free(*out);
+        *out = was;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(st, rc);
+}

@@ -110,6 +110,12 @@ enum store_status journal_each_leaving_uid(struct store *st, const char *src,
                                            int (*fn)(void *ctx, uint32_t uid), void *ctx);
 /* true when an entry still refers to the folder name (as src or arg): the
  * folder list from the server must not add or drop it yet. */
+/* The server name a folder now called `name` had when entry entry_id was
+ * made: renames queued after it are undone (an upload queued before a
+ * folder's rename goes to the old name, which the rename then takes
+ * along). *out owned by the caller, also on failure. */
+enum store_status journal_name_at(struct store *st, int64_t entry_id, const char *name,
+                                  char delimiter, char **out);
 enum store_status journal_names_folder(struct store *st, const char *server_name,
                                        bool *out);
 

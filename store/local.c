@@ -151,6 +151,23 @@ dav_content(struct store *st, const struct store_item *it)
     return r == STORE_OK ? err : r;
 }
 
+/* A DELETE of a groupware item; arg keeps the file's name for the notice,
+ * should the server's version come back. */
+static enum store_status
+add_dav_delete(struct store *st, const struct store_item *it, const char *href,
+               const char *etag)
+{
+    struct journal_entry e = {
+        .op = JOURNAL_DELETE,
+        .item_id = it->id,
+        .folder_id = it->folder_id,
+        .href = (char *)href,
+        .base = (char *)etag,
+        .arg = (char *)it->name,
+    };
+    return journal_add(st, &e, NULL);
+}
+
 static enum store_status
 dav_delete(struct store *st, const struct store_item *it)
 {
@@ -166,19 +183,19 @@ dav_delete(struct store *st, const struct store_item *it)
         /* Still where the queued move would take it from. */
         r = journal_drop_item(st, it->id, ~0u);
         if (r == STORE_OK && mv.href)
-            r = add_dav_entry(st, JOURNAL_DELETE, it->id, it->folder_id, mv.href, mv.base);
+            r = add_dav_delete(st, it, mv.href, mv.base);
         journal_entry_clear(&mv);
     } else if (err == STORE_OK && href) {
         r = journal_drop_item(st, it->id, OPS(JOURNAL_REPLACE));
         if (r == STORE_OK)
-            r = add_dav_entry(st, JOURNAL_DELETE, it->id, it->folder_id, href, etag);
+            r = add_dav_delete(st, it, href, etag);
     } else if (err == STORE_OK &&
                has_entry(st, it->id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE, JOURNAL_MOVE), F,
                          NULL, &err)) {
         /* Its href comes when the upload under way completes. */
         r = journal_drop_item(st, it->id, OPS(JOURNAL_REPLACE));
         if (r == STORE_OK)
-            r = add_dav_entry(st, JOURNAL_DELETE, it->id, it->folder_id, NULL, NULL);
+            r = add_dav_delete(st, it, NULL, NULL);
     } else if (err == STORE_OK) {
         r = journal_drop_refused(st, it->id);
     }
@@ -194,7 +211,7 @@ dav_delete(struct store *st, const struct store_item *it)
  * apply (not groupware, nothing on the server, an upload of either under
  * way): the caller deletes the old one as usual. */
 static bool
-dav_successor(struct store *st, const struct store_item *old, int64_t new_id,
+dav_successor(struct store *st, const struct store_item *old, int64_t new_id, bool force,
               enum store_status *r)
 {
     enum store_kind kind = STORE_KIND_MAIL;
@@ -225,7 +242,8 @@ dav_successor(struct store *st, const struct store_item *old, int64_t new_id,
     /* Its upload (queued with its content) now replaces the old version. */
     if (*r == STORE_OK && !has_entry(st, new_id, OPS(JOURNAL_APPEND, JOURNAL_REPLACE), Q, NULL,
                                      &err) && err == STORE_OK)
-        *r = add_dav_entry(st, JOURNAL_REPLACE, new_id, old->folder_id, NULL, NULL);
+        *r = add_dav_entry(st, JOURNAL_REPLACE, new_id, old->folder_id, NULL,
+                           force ? "*" : NULL);
     if (*r == STORE_OK)
         *r = err;
     if (*r == STORE_OK)
@@ -255,12 +273,16 @@ dav_rename(struct store *st, const struct store_item *it, int64_t folder_id, boo
                              NULL, &err)) {
             r = add_dav_entry(st, JOURNAL_MOVE, it->id, folder_id, NULL, NULL);
         }
-    } else if (r == STORE_OK && err == STORE_OK && renamed && kind == STORE_KIND_NOTES &&
-               !queued_new && (href || has_entry(st, it->id, OPS(JOURNAL_APPEND), F, NULL,
-                                                 &err))) {
-        /* A note's file name is its title. */
+    }
+    /* A note's file name is its title: a rename sends the new SUMMARY, after
+     * the move when it moved too (the queued upload renders the name at send
+     * time, so a note not yet on the server needs nothing more). */
+    if (r == STORE_OK && err == STORE_OK && renamed && kind == STORE_KIND_NOTES &&
+        !has_entry(st, it->id, OPS(JOURNAL_APPEND), Q, NULL, &err) && err == STORE_OK &&
+        (href || has_entry(st, it->id, OPS(JOURNAL_APPEND, JOURNAL_MOVE), Q | F, NULL, &err)) &&
+        err == STORE_OK) {
         if (!has_entry(st, it->id, OPS(JOURNAL_REPLACE), Q, NULL, &err) && err == STORE_OK)
-            r = add_dav_entry(st, JOURNAL_REPLACE, it->id, it->folder_id, NULL, NULL);
+            r = add_dav_entry(st, JOURNAL_REPLACE, it->id, folder_id, NULL, NULL);
     }
     if (r == STORE_OK && err == STORE_OK && it->state == STORE_ITEM_SYNCED &&
         (folder_id != it->folder_id || (renamed && kind == STORE_KIND_NOTES)))
@@ -369,9 +391,16 @@ delete_in_txn(struct store *st, int64_t item_id, bool checked)
     } else if (it.uid != 0) {
         /* Queued edits of a message about to be deleted are moot. */
         r = journal_drop_item(st, item_id, OPS(JOURNAL_FLAGS, JOURNAL_REPLACE));
-        char base[32] = "";
-        if (checked && it.modseq)
-            snprintf(base, sizeof base, "%llu", (unsigned long long)it.modseq);
+        /* base: the MODSEQ the user saw, then the flags the user saw (a
+         * change on the server that only repeats ours is not a clash: our
+         * own flag change may have reached it before a crash). */
+        char *base = NULL, *seen = NULL;
+        if (checked && it.modseq) {
+            if (store_item_flags(st, item_id, &seen) != STORE_OK)
+                seen = NULL;
+            base = xasprintf("%llu %s", (unsigned long long)it.modseq, seen ? seen : "");
+            free(seen);
+        }
         struct journal_entry e = {
             .op = JOURNAL_DELETE,
             .item_id = item_id,
@@ -379,11 +408,12 @@ delete_in_txn(struct store *st, int64_t item_id, bool checked)
             .src = f.server_name,
             .uid = it.uid,
             .uidvalidity = f.uidvalidity,
-            .base = base[0] ? base : NULL, /* the MODSEQ the user saw */
-            .arg = it.name,                /* for a notice, should it clash */
+            .base = base,
+            .arg = it.name, /* for a notice, should it clash */
         };
         if (r == STORE_OK)
             r = journal_add(st, &e, NULL);
+        free(base);
     } else if (has_entry(st, item_id, OPS(JOURNAL_APPEND), Q, NULL, &err)) {
         /* Never reached the server: forget it entirely. */
         r = journal_drop_item(st, item_id, ~0u);
@@ -439,7 +469,7 @@ same_content(struct store *st, int64_t a, int64_t b)
  * transaction; the caller moves the row. */
 static enum store_status
 restore(struct store *st, struct store_item *it, int64_t folder_id, enum store_kind to_kind,
-        bool *gone)
+        const char *name, bool *gone)
 {
     *gone = false;
     int64_t of = 0;
@@ -453,6 +483,10 @@ restore(struct store *st, struct store_item *it, int64_t folder_id, enum store_k
     struct store_item orig;
     bool have = r == STORE_OK && of && store_item_get(st, of, &orig) == STORE_OK &&
                 orig.folder_id == folder_id;
+    /* The item it was made of is gone (a reset synced the folder again):
+     * the server's version now under the name the copy goes to is it. */
+    if (r == STORE_OK && !have && store_item_lookup(st, folder_id, name, &orig) == STORE_OK)
+        have = orig.id != it->id && !is_local_only(st, orig.id, to_kind);
     sqlite3_stmt *s = r == STORE_OK ? store_sql(st, "UPDATE items SET conflict_of = 0, "
                                                     "origin = NULL, origin_kind = 0 "
                                                     "WHERE id = ?1")
@@ -465,7 +499,8 @@ restore(struct store *st, struct store_item *it, int64_t folder_id, enum store_k
     }
     if (r != STORE_OK)
         return r;
-    if (have && is_dav(to_kind) && dav_successor(st, &orig, it->id, &r))
+    /* A PUT without precondition: whatever the server holds now, the user chose. */
+    if (have && is_dav(to_kind) && dav_successor(st, &orig, it->id, true, &r))
         return r;
     if (have && to_kind == STORE_KIND_MAIL && orig.uid && same_content(st, orig.id, it->id)) {
         /* Only the flags differed: the copy's flags go to the message. */
@@ -540,7 +575,7 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
         if (!replace && store_item_lookup(st, folder_id, name, &target) == STORE_OK)
             r = STORE_EXISTS;
         else
-            r = restore(st, &it, folder_id, to_kind, &gone);
+            r = restore(st, &it, folder_id, to_kind, name, &gone);
         uid = 0;
     }
     if (r == STORE_OK && !gone) {
@@ -548,7 +583,7 @@ local_item_rename(struct store *st, int64_t item_id, int64_t folder_id, const ch
         if (t == STORE_OK && target.id != item_id && !replace)
             r = STORE_EXISTS;
         else if (t == STORE_OK && target.id != item_id && folder_id == it.folder_id &&
-                 dav_successor(st, &target, item_id, &r))
+                 dav_successor(st, &target, item_id, false, &r))
             ; /* an editor's save of a groupware item: the same item */
         else if (t == STORE_OK && target.id != item_id)
             r = delete_in_txn(st, target.id, !restoring);

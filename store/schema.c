@@ -111,6 +111,10 @@ static const char *const migrations[] = {
     "ALTER TABLE items ADD COLUMN conflict_of INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE items ADD COLUMN origin_kind INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE items ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;",
+
+    /* 8: messages kept in part, found without a scan: a full folder that
+     * still has some is synced although the server has no change. */
+    "CREATE INDEX items_partial ON items(folder_id) WHERE state = 1;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))

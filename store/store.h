@@ -313,6 +313,8 @@ enum store_status store_folder_set_mode(struct store *st, int64_t id, enum store
  * when the account sets one (config sync_mode); else INBOX and every
  * non-mail folder full and other mail folders headers. */
 enum store_mode store_folder_mode(const struct store_folder *f, enum store_mode mail_default);
+/* Whether a folder has messages kept in part. */
+enum store_status store_folder_has_partial(struct store *st, int64_t folder_id, bool *out);
 /* Items of a folder (all folders when folder_id is 0) kept in part. */
 enum store_status store_item_each_partial(struct store *st, int64_t folder_id,
                                           int (*fn)(void *ctx, const struct store_item *it),
@@ -333,6 +335,9 @@ enum store_status store_folder_rename(struct store *st, int64_t id, int64_t pare
 enum store_status store_folder_set_local_only(struct store *st, int64_t id, bool on);
 /* A directory time the user set (local only). */
 enum store_status store_folder_set_mtime(struct store *st, int64_t id, int64_t mtime);
+/* The folder was found unchanged by a sync pass: its user.sync.last moves to
+ * `when`. Leaves a folder never synced (last_sync 0) alone. */
+enum store_status store_folder_set_last_sync(struct store *st, int64_t id, int64_t when);
 /* A collection's href (after MKCOL), or NULL. */
 enum store_status store_folder_set_server_name(struct store *st, int64_t id,
                                                const char *server_name);

@@ -873,10 +873,13 @@ dav_put(struct dav_conn *c, const char *href, const char *content_type, const vo
         size_t len, const char *if_match, struct dav_result *res, struct sync_error *err)
 {
     char *url = dav_href_encode(href);
+    /* "*": no precondition at all. If-Match: * would say the same, but
+     * Radicale compares it with the ETag and answers 412. */
+    bool any = if_match && strcmp(if_match, "*") == 0;
     struct http_request req = {
         .method = HTTP_PUT,
         .url = url,
-        .if_match = if_match,
+        .if_match = any ? NULL : if_match,
         .if_none_match = if_match ? NULL : "*",
         .content_type = content_type,
         .body = data ? data : "",

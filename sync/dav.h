@@ -139,8 +139,9 @@ void dav_result_free(struct dav_result *r);
 int dav_get(struct dav_conn *c, const char *href, struct dynbuf *data,
             struct dav_result *res, struct sync_error *err);
 
-/* PUT data to href: if_match NULL creates (If-None-Match: *), else replaces
- * only that version (If-Match). On failure res->status says why: 412 when a
+/* PUT data to href: if_match NULL creates (If-None-Match: *), "*" writes
+ * whatever is there (no precondition), else replaces only that version
+ * (If-Match). On failure res->status says why: 412 when a
  * precondition failed (the item exists, or changed since if_match; also when
  * the server said so inside a 207), 409 or 403 with res->precondition for
  * refused content (Radicale: 409 no-uid-conflict), 0 without an answer.

@@ -447,6 +447,9 @@ push_put(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
         goto out;
     }
     bool creating = !href;
+    /* A restore from Conflicts/ (base "*"): replaces whatever the server
+     * holds now (a PUT without precondition). */
+    bool force = !creating && e->base && strcmp(e->base, "*") == 0;
     int brc;
     if (f.kind == STORE_KIND_NOTES) {
         size_t oldlen = 0;
@@ -506,7 +509,7 @@ push_put(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
         free(e->href);
         e->href = xstrdup(target);
         free(e->base);
-        e->base = etag ? xstrdup(etag) : NULL;
+        e->base = force ? xstrdup("*") : etag ? xstrdup(etag) : NULL;
         e->folder_id = it.folder_id;
         e->size = (int64_t)b.len;
         e->attempts++;
@@ -520,8 +523,8 @@ push_put(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
     }
     struct dav_result res;
     dav_result_init(&res);
-    int r = dav_put(dd->conn, target, content_type(dd), b.data, b.len, creating ? NULL : etag,
-                    &res, err);
+    int r = dav_put(dd->conn, target, content_type(dd), b.data, b.len,
+                    creating ? NULL : force ? "*" : etag, &res, err);
     int status = res.status;
     dav_result_free(&res);
     bool written = r == 0;
@@ -617,7 +620,8 @@ push_delete(struct dav_driver *dd, struct journal_entry *e, struct sync_error *e
         log_warn("dav: %s changed on the server; not deleted", e->href);
         char *col = parent_of(e->href);
         char *dir = conflict_folder_path(st, e->folder_id);
-        char *what = xasprintf("%s%s%s", dir, dir[0] ? "/" : "", last_segment(e->href));
+        char *what = xasprintf("%s%s%s", dir, dir[0] ? "/" : "",
+                               e->arg ? e->arg : last_segment(e->href));
         int rc = replay_begin(&dd->base, err);
         if (rc == 0)
             rc = dav_sync_forget_token(dd, col, err);

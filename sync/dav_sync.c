@@ -365,6 +365,51 @@ find_stale(void *ctx, const struct store_folder *f)
     return 0;
 }
 
+/* A collection renamed on the server (its display name): its folder takes
+ * the new name, unless the user renamed it and that is still to be sent, or
+ * the name is a variant already (two collections of one name). */
+static int
+follow_name(struct store *st, const struct store_folder *f, const struct dav_collection *c,
+            struct sync_error *err)
+{
+    char *want = col_name(c);
+    bool same = strcmp(f->name, want) == 0;
+    for (unsigned n = 2; !same && n < 100; n++) {
+        char *v = names_variant(want, n);
+        same = strcmp(v, f->name) == 0;
+        free(v);
+    }
+    struct journal_entry q;
+    enum store_status e = STORE_NOTFOUND;
+    if (!same) {
+        e = journal_find_folder(st, f->id, JOURNAL_BIT(JOURNAL_MKDIR) | JOURNAL_BIT(JOURNAL_RENAME),
+                                JOURNAL_BIT(JOURNAL_QUEUED) | JOURNAL_BIT(JOURNAL_INFLIGHT) |
+                                    JOURNAL_BIT(JOURNAL_REFUSED),
+                                &q);
+        if (e == STORE_OK)
+            journal_entry_clear(&q);
+    }
+    int rc = 0;
+    if (!same && e == STORE_NOTFOUND) {
+        enum store_status r = STORE_EXISTS;
+        char *got = NULL;
+        for (unsigned n = 1; r == STORE_EXISTS && n < 100; n++) {
+            free(got);
+            got = n == 1 ? xstrdup(want) : names_variant(want, n);
+            r = store_folder_rename(st, f->id, f->parent_id, got, f->server_name);
+        }
+        if (r != STORE_OK)
+            rc = replay_store_fail(err, st, "renaming a folder");
+        else
+            log_info("dav: %s: renamed on the server: %s is now %s", c->href, f->name, got);
+        free(got);
+    } else if (!same && e != STORE_OK) {
+        rc = replay_store_fail(err, st, "reading the journal");
+    }
+    free(want);
+    return rc;
+}
+
 /* Bring the folders of one kind in line with the collections found. In the
  * caller's transaction. */
 static int
@@ -410,7 +455,10 @@ list_kind(struct dav_driver *dd, enum store_kind kind, struct sync_error *err)
             continue;
         struct store_folder have;
         if (store_folder_by_server_name(st, kind, c->href, &have) == STORE_OK) {
+            rc = follow_name(st, &have, c, err);
             store_folder_clear(&have);
+            if (rc < 0)
+                return -1;
             continue;
         }
         memset(&f, 0, sizeof f);
@@ -492,6 +540,7 @@ op_maybe_changed(struct sync_driver *d, const struct store_folder *f)
 struct change {
     char *href;
     char *etag;
+    size_t seq; /* order of arrival: ties sort by it, so the last report wins */
 };
 
 struct listing {
@@ -508,7 +557,8 @@ add_change(void *ctx, const char *href, const char *etag, struct sync_error *err
         l->alloc = l->alloc ? l->alloc * 2 : 256;
         l->v = xrealloc(l->v, l->alloc * sizeof *l->v);
     }
-    l->v[l->n++] = (struct change){xstrdup(href), etag ? xstrdup(etag) : NULL};
+    l->v[l->n] = (struct change){xstrdup(href), etag ? xstrdup(etag) : NULL, l->n};
+    l->n++;
     return 0;
 }
 
@@ -526,7 +576,11 @@ listing_free(struct listing *l)
 static int
 cmp_change(const void *a, const void *b)
 {
-    return strcmp(((const struct change *)a)->href, ((const struct change *)b)->href);
+    const struct change *x = a, *y = b;
+    int c = strcmp(x->href, y->href);
+    if (c)
+        return c;
+    return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 /* What the store has of a collection: href -> item, sorted by href. */
@@ -587,6 +641,8 @@ static struct local *
 local_find(struct collection *c, const char *href)
 {
     struct local key = {.href = (char *)href};
+    if (c->nloc == 0)
+        return NULL; /* c->loc may be NULL: bsearch wants an array */
     return bsearch(&key, c->loc, c->nloc, sizeof *c->loc, cmp_local);
 }
 
@@ -933,9 +989,12 @@ sync_collection(struct dav_driver *dd, int64_t folder_id, const char *href, cons
             replay_store_fail(err, st, "reading items");
             goto out;
         }
-    qsort(c.loc, c.nloc, sizeof *c.loc, cmp_local);
+    /* Guarded: qsort of a NULL array (an empty collection) is undefined. */
+    if (c.nloc > 1)
+        qsort(c.loc, c.nloc, sizeof *c.loc, cmp_local);
     /* The last report of an href counts (a change then a removal). */
-    qsort(l.v, l.n, sizeof *l.v, cmp_change);
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof *l.v, cmp_change);
 
     struct apply a = {.dd = dd, .c = &c, .folder_id = folder_id};
     const char **want = xcalloc(l.n + 1, sizeof *want);

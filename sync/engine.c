@@ -61,6 +61,9 @@ struct sync {
      * network): set to stop, to pause for a reset, or to go offline. */
     atomic_bool cancel;
     atomic_bool reconnect;          /* back online: forget the backoff */
+    /* The mail server could not be reached the last time it was tried:
+     * reads of messages kept in part serve the part at once. */
+    atomic_bool mail_down;
     bool pause_wanted, paused;      /* protected by lock: sync_pause */
     atomic_int_fast64_t hint;       /* a folder the user just opened, 0 none */
     int64_t first_folder;           /* the folder opened last in the previous session */
@@ -446,8 +449,12 @@ run_pass(struct sync *s, struct slot *sl, int64_t only, struct sync_error *err)
                 continue;
             bool changed = d->ops->maybe_changed(d, &f);
             store_folder_clear(&f);
-            if (!changed)
+            if (!changed) {
+                /* Checked and current: that is a completed sync too. */
+                if (store_folder_set_last_sync(s->st, fid, util_now()) != STORE_OK)
+                    log_warn("sync: recording the time of a sync: %s", store_errmsg(s->st));
                 continue;
+            }
         }
         struct sync_error ferr;
         if (sync_one_folder(s, d, fid, &ferr) < 0) {
@@ -539,10 +546,39 @@ complete_requests(struct sync *s, uint64_t gen, int rc, const char *msg)
     pthread_mutex_unlock(&s->lock);
 }
 
+static int
+forget_partial(void *ctx, const struct store_item *it)
+{
+    struct sync *s = ctx;
+    struct store_change c = {.kind = STORE_CHANGE_INODE, .ino = store_ino_item(it->id)};
+    s->opt.on_change(s->opt.on_change_ctx, &c);
+    return 0;
+}
+
+/* Whether the mail server is reachable decides the size a message kept in
+ * part shows (see sync_mail_reachable): the kernel forgets those sizes
+ * when it changes. Sync thread only (it owns s->st). */
+static void
+update_mail_down(struct sync *s)
+{
+    bool down = false;
+    for (size_t i = 0; i < s->nslots; i++) {
+        struct slot *sl = &s->slots[i];
+        if ((sl->kinds & (1u << STORE_KIND_MAIL)) && !sl->d->ops->connected(sl->d) && sl->error)
+            down = true;
+    }
+    if (atomic_exchange(&s->mail_down, down) == down || !s->opt.on_change || !s->st)
+        return;
+    if (store_item_each_partial(s->st, 0, forget_partial, s) != STORE_OK)
+        log_warn("sync: listing partial messages: %s", store_errmsg(s->st));
+    s->opt.on_change(s->opt.on_change_ctx, NULL);
+}
+
 /* The root's user.mailfs.connection, from every protocol's state. */
 static void
 update_conn_state(struct sync *s)
 {
+    update_mail_down(s);
     if (atomic_load(&s->offline)) {
         set_conn_state(s, "offline");
         return;
@@ -816,8 +852,8 @@ sync_is_offline(struct sync *s)
 int
 sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms)
 {
-    if (atomic_load(&s->offline))
-        return -1;
+    if (!sync_mail_reachable(s))
+        return -1; /* no wait: the part kept here is what there is */
     struct fetch_req req = {.item_id = item_id};
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -844,6 +880,12 @@ sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms)
     int state = req.state;
     pthread_mutex_unlock(&s->lock);
     return state == 1 ? 0 : -1;
+}
+
+bool
+sync_mail_reachable(struct sync *s)
+{
+    return !atomic_load(&s->offline) && !atomic_load(&s->mail_down);
 }
 
 void

@@ -297,6 +297,7 @@ mark_checked(struct imap_driver *id, const struct journal_entry *batch, size_t n
                                batch[i].uid, base);
     }
     int rc = 0;
+    bool any = false;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!tags[i])
             continue;
@@ -304,9 +305,40 @@ mark_checked(struct imap_driver *id, const struct journal_entry *batch, size_t n
         rc = imap_wait(c, tags[i], NULL, NULL, &st, err);
         const struct imap_response *r = imap_last_completion(c);
         if (rc == 0 && st == IMAP_ST_OK && r && r->code && strcmp(r->code, "MODIFIED") == 0)
-            modified[i] = true;
+            any = modified[i] = true;
     }
     free(tags);
+    if (rc < 0 || !any)
+        return rc;
+    /* A change that only repeats the flags the user saw is ours (a flag
+     * change sent before a crash whose answer was never recorded): the
+     * deletion goes ahead. */
+    struct flags_ctx fc = {.id = id};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!modified[i])
+            continue;
+        uint32_t tag = imap_cmd(c, "UID FETCH %u (UID FLAGS)", batch[i].uid);
+        rc = imap_wait(c, tag, flags_cb, &fc, NULL, err);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *sp = modified[i] && batch[i].base ? strchr(batch[i].base, ' ') : NULL;
+        if (!sp)
+            continue;
+        for (size_t k = 0; k < fc.n; k++) {
+            if (fc.v[k].uid != batch[i].uid || !fc.v[k].flags)
+                continue;
+            char *seen = flags_parse(sp + 1, strlen(sp + 1));
+            if (seen && strcmp(seen, fc.v[k].flags) == 0) {
+                log_info("delete of UID %u in %s: the server's change was ours; deleting",
+                         batch[i].uid, batch[i].src);
+                modified[i] = false;
+                uint32_t t2 = imap_cmd(c, "UID STORE %u +FLAGS.SILENT (\\Deleted)", batch[i].uid);
+                rc = imap_wait(c, t2, NULL, NULL, NULL, err);
+            }
+            free(seen);
+        }
+    }
+    flags_ctx_free(&fc);
     return rc;
 }
 
@@ -582,6 +614,14 @@ upload_prepare(struct imap_driver *id, struct upload *u, struct sync_error *err)
                    ? -1
                    : 0;
     }
+    /* The folder as it was named when the upload was queued: a rename
+     * queued after it comes later (and takes the message along). */
+    char *at = NULL;
+    s = journal_name_at(st, u->e.id, u->folder.server_name, u->folder.delimiter, &at);
+    free(u->folder.server_name);
+    u->folder.server_name = at;
+    if (s != STORE_OK)
+        return imap_sync_store_fail(err, st, "reading the journal");
     bool staged = false;
     if (store_item_gen(st, u->e.item_id, &u->gen, &staged) != STORE_OK)
         return imap_sync_store_fail(err, st, "reading an item to upload");
@@ -1016,6 +1056,17 @@ push_move(struct imap_driver *id, struct journal_entry *e, struct sync_error *er
     struct store_folder dst;
     if (s != STORE_OK || store_folder_get(st, it.folder_id, &dst) != STORE_OK)
         return imap_sync_store_fail(err, st, "reading a moved item");
+    if (dst.server_name) {
+        /* Where it went as the folder was named then (see upload_prepare). */
+        char *at = NULL;
+        s = journal_name_at(st, e->id, dst.server_name, dst.delimiter, &at);
+        free(dst.server_name);
+        dst.server_name = at;
+        if (s != STORE_OK) {
+            store_folder_clear(&dst);
+            return imap_sync_store_fail(err, st, "reading the journal");
+        }
+    }
     int rc = 0;
     if (dst.local_only || !dst.server_name) {
         rc = txn_begin(id, err);
@@ -1268,6 +1319,18 @@ push_flags(struct imap_driver *id, struct journal_entry *first, int64_t *after,
         bool kept = false;
         for (size_t i = 0; rc == 0 && i < n; i++) {
             if (!modified[i] || !batch[i].item_id)
+                continue;
+            /* The server holds the flags we send: our own change reached it
+             * before (sent before a crash), not a clash. */
+            char *want = flags_parse(batch[i].arg ? batch[i].arg : "",
+                                     batch[i].arg ? strlen(batch[i].arg) : 0);
+            bool ours = false;
+            for (size_t k = 0; want && k < fc.n; k++)
+                if (fc.v[k].uid == batch[i].uid && fc.v[k].flags &&
+                    strcmp(fc.v[k].flags, want) == 0)
+                    ours = true;
+            free(want);
+            if (ours)
                 continue;
             rc = keep_conflict(id, batch[i].item_id,
                                "its flags were changed on the server after you changed them "

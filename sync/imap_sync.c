@@ -407,7 +407,7 @@ static int
 stale_cb(void *ctx, const struct store_folder *f)
 {
     struct stale_ctx *sc = ctx;
-    if (bsearch(&f->id, sc->keep, sc->nkeep, sizeof *sc->keep, cmp_i64))
+    if (sc->nkeep && bsearch(&f->id, sc->keep, sc->nkeep, sizeof *sc->keep, cmp_i64))
         return 0;
     /* Made here and not yet created there, or renamed here and not yet
      * there: not a folder the server removed. */
@@ -548,6 +548,12 @@ op_maybe_changed(struct sync_driver *d, const struct store_folder *f)
 {
     struct imap_driver *id = imap_driver_of(d);
     if (!f->server_name || f->last_sync == 0 || f->error)
+        return true;
+    /* Set to full (maybe while offline): what is kept in part comes whole. */
+    bool partial = false;
+    if (store_folder_mode(f, d->host ? d->host->mail_default : STORE_MODE_DEFAULT) ==
+            STORE_MODE_FULL &&
+        (store_folder_has_partial(d->st, f->id, &partial) != STORE_OK || partial))
         return true;
     if (!id->conn || !imap_has(id->conn, IMAP_CAP_CONDSTORE))
         return true; /* flag changes cannot be seen without a SELECT */
@@ -814,7 +820,8 @@ pending_free(struct pending *p)
 bool
 imap_sync_content_equal(struct store *st, int64_t item_id, const char *data, size_t len)
 {
-    int fd = store_content_open(st, item_id);
+    bool partial = false; /* a message kept in part compares its part */
+    int fd = store_content_open_any(st, item_id, &partial);
     if (fd < 0)
         return false;
     char buf[65536];
@@ -2000,6 +2007,8 @@ out:
 
 /* ---- waiting for changes ---- */
 
+/* INBOX's folder, when it syncs (a mode other than off): -1 when it does
+ * not, so nobody waits on it. */
 static int
 inbox_id(struct imap_driver *id, int64_t *out)
 {
@@ -2007,8 +2016,10 @@ inbox_id(struct imap_driver *id, int64_t *out)
     if (store_folder_by_server_name(id->base.st, STORE_KIND_MAIL, "INBOX", &f) != STORE_OK)
         return -1;
     *out = f.id;
+    enum store_mode mode =
+        store_folder_mode(&f, id->base.host ? id->base.host->mail_default : STORE_MODE_DEFAULT);
     store_folder_clear(&f);
-    return 0;
+    return mode == STORE_MODE_OFF ? -1 : 0;
 }
 
 static int

@@ -68,6 +68,9 @@ int sync_now(struct sync *s, const char *folder_path, int timeout_ms, char **msg
  * (store meta "mode") so it lasts across remounts. */
 void sync_set_offline(struct sync *s, bool offline);
 bool sync_is_offline(struct sync *s);
+/* Online, and the mail server was not unreachable at the last attempt: a
+ * message kept in part can be fetched whole (and shows its whole size). */
+bool sync_mail_reachable(struct sync *s);
 /* A reader opened a message kept in part: fetch it whole now and wait at
  * most timeout_ms. 0 when the whole message is in the store. */
 int sync_fetch_whole(struct sync *s, int64_t item_id, int timeout_ms);
