@@ -105,6 +105,30 @@ def recorder():
         rec.close()
 
 
+@pytest.fixture
+def faultproxy():
+    """faultproxy(server, record=True) -> a FaultProxy (tests/tools/faultproxy.py)
+    forwarding to the server's plain IMAP port, to count connections and
+    bytes and to break them (drop, reset after N bytes, stall); closed at
+    teardown. Point an account at it with mailfs_env.configure(server,
+    port=proxy.port)."""
+    import sys
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    from faultproxy import FaultProxy
+    made = []
+
+    def make(server, record=True):
+        p = FaultProxy(server.host, server.port, record=record)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
 # --- environment -------------------------------------------------------------------
 
 class MailfsEnv:

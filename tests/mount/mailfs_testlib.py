@@ -660,3 +660,217 @@ class HoldingProxy:
     def close(self):
         self.sock.close()
         self._close(*self.conns)
+
+
+# --- sync modes, offline mode, faults (issues 5 and 6) -------------------------------
+
+def message_id(msg):
+    """The Message-ID of a message (bytes), or None."""
+    m = re.search(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", msg, re.M | re.I)
+    return m.group(1).decode("latin-1") if m else None
+
+
+def server_message_ids(client, folder):
+    """The Message-IDs of every message in a server folder, repeats kept
+    (sorted), [] when the folder does not exist."""
+    if folder not in dovecot.list_folders(client):
+        return []
+    typ, data = client.select(dovecot.mailbox_arg(folder), readonly=True)
+    assert typ == "OK", data
+    if int(data[0]) == 0:
+        return []
+    typ, data = client.uid("FETCH", "1:*", "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    assert typ == "OK", data
+    out = []
+    for item in data:
+        if isinstance(item, tuple):
+            out.append(message_id(item[1]))
+    return sorted(out, key=str)
+
+
+def server_fetch(client, folder, uid, item):
+    """One FETCH item of one message, read-only: the bytes of a BODY[...]
+    section (item like "BODY.PEEK[1.1]"), or the int of a number item
+    ("RFC822.SIZE")."""
+    typ, data = client.select(dovecot.mailbox_arg(folder), readonly=True)
+    assert typ == "OK", data
+    typ, data = client.uid("FETCH", str(uid), "(%s)" % item)
+    assert typ == "OK" and data and data[0] is not None, (item, data)
+    if isinstance(data[0], tuple):
+        return data[0][1]
+    name = item.upper()
+    m = re.search(rb"%s (\d+)" % re.escape(name.encode()), data[0])
+    assert m, (item, data)
+    return int(m.group(1))
+
+
+def server_uid_by_mid(client, folder):
+    """{Message-ID: UID} of a server folder."""
+    typ, data = client.select(dovecot.mailbox_arg(folder), readonly=True)
+    assert typ == "OK", data
+    if int(data[0]) == 0:
+        return {}
+    typ, data = client.uid("FETCH", "1:*", "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    out = {}
+    for item in data:
+        if isinstance(item, tuple):
+            uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+            out[message_id(item[1])] = uid
+    return out
+
+
+def setxattr_errno(path, name, value):
+    """The errno of setting an attribute (None when it succeeds)."""
+    if isinstance(value, str):
+        value = value.encode()
+    try:
+        os.setxattr(str(path), name, value)
+    except OSError as e:
+        return e.errno
+    return None
+
+
+def timed(fn, *args, **kw):
+    """(seconds, result) of fn(*args, **kw)."""
+    t = time.monotonic()
+    r = fn(*args, **kw)
+    return time.monotonic() - t, r
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used, seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _b64_lines(data):
+    import base64
+    enc = base64.b64encode(data)
+    return b"\r\n".join(enc[i:i + 76] for i in range(0, len(enc), 76))
+
+
+def _noise(n, seed):
+    """n bytes that do not compress (an attachment's content)."""
+    out = bytearray()
+    h = hashlib.sha256(seed.encode()).digest()
+    while len(out) < n:
+        h = hashlib.sha256(h).digest()
+        out += h
+    return bytes(out[:n])
+
+
+def _head(subject, date, content_type, extra=()):
+    d = email.utils.format_datetime(date)
+    global _mime_counter
+    _mime_counter += 1
+    lines = ["Date: " + d, "From: Bob <bob@example.com>", "To: Alice <alice@example.com>",
+             "Subject: " + subject,
+             "Message-ID: <mime.%d.%d.%d@test.mailfs>" % (os.getpid(), time.time_ns(),
+                                                         _mime_counter),
+             "MIME-Version: 1.0", "Content-Type: " + content_type]
+    lines += list(extra)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+_mime_counter = 0
+
+
+def mime_mixed(subject, date, attach_size=300_000, filename="report.pdf", text=None):
+    """multipart/mixed: a multipart/alternative (text/plain + text/html)
+    and an application/pdf attachment of attach_size bytes (base64)."""
+    text = text or ("Hello Alice,\r\nthe report is attached.\r\nPLAIN-TOKEN %s\r\n" % subject)
+    body = (b"This is a multi-part message in MIME format.\r\n"
+            b"--outer=_1\r\n"
+            b"Content-Type: multipart/alternative; boundary=\"inner=_2\"\r\n\r\n"
+            b"--inner=_2\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text.encode() +
+            b"\r\n--inner=_2\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+            b"<html><body><p>Hello Alice, the report is attached.</p></body></html>\r\n"
+            b"--inner=_2--\r\n"
+            b"--outer=_1\r\n"
+            b"Content-Type: application/pdf; name=\"" + filename.encode() + b"\"\r\n"
+            b"Content-Disposition: attachment; filename=\"" + filename.encode() + b"\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" +
+            _b64_lines(_noise(attach_size, subject)) + b"\r\n"
+            b"--outer=_1--\r\n")
+    return _head(subject, date, 'multipart/mixed; boundary="outer=_1"') + body
+
+
+def mime_alternative(subject, date, html_size=40_000):
+    """multipart/alternative: a short text/plain and a large text/html."""
+    html = b"<html><body>" + b"<p>Lorem ipsum dolor sit amet.</p>\r\n" * (html_size // 36) + \
+        b"</body></html>"
+    body = (b"--alt=_3\r\n"
+            b"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+            b"The plain version of " + subject.encode() + b".\r\n"
+            b"--alt=_3\r\n"
+            b"Content-Type: text/html; charset=us-ascii\r\n\r\n" + html + b"\r\n"
+            b"--alt=_3--\r\n")
+    return _head(subject, date, 'multipart/alternative; boundary="alt=_3"') + body
+
+
+def mime_single_pdf(subject, date, size=100_000, filename="scan.pdf"):
+    """A single-part message: an application/pdf, base64."""
+    return _head(subject, date, 'application/pdf; name="%s"' % filename,
+                 ("Content-Disposition: attachment; filename=\"%s\"" % filename,
+                  "Content-Transfer-Encoding: base64")) + \
+        _b64_lines(_noise(size, subject)) + b"\r\n"
+
+
+def mime_html_attachment(subject, date, attach_size=50_000, filename="photos.zip"):
+    """multipart/mixed: text/html only (no plain text) and a zip attachment."""
+    body = (b"--mix=_4\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+            b"<html><body><p>Only HTML here: " + subject.encode() + b"</p></body></html>\r\n"
+            b"--mix=_4\r\n"
+            b"Content-Type: application/zip; name=\"" + filename.encode() + b"\"\r\n"
+            b"Content-Disposition: attachment; filename=\"" + filename.encode() + b"\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" +
+            _b64_lines(_noise(attach_size, subject)) + b"\r\n"
+            b"--mix=_4--\r\n")
+    return _head(subject, date, 'multipart/mixed; boundary="mix=_4"') + body
+
+
+def mime_signed(subject, date, text_size=30_000):
+    """multipart/signed (PGP): a large text/plain and its signature."""
+    text = (b"Signed text line of " + subject.encode() + b".\r\n") * (text_size // 40)
+    body = (b"--sig=_5\r\n"
+            b"Content-Type: text/plain; charset=us-ascii\r\n\r\n" + text +
+            b"\r\n--sig=_5\r\n"
+            b"Content-Type: application/pgp-signature; name=\"signature.asc\"\r\n"
+            b"Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n"
+            b"-----BEGIN PGP SIGNATURE-----\r\n\r\niQEzBAEBCAAdFiEE\r\n"
+            b"-----END PGP SIGNATURE-----\r\n"
+            b"--sig=_5--\r\n")
+    return _head(subject, date, 'multipart/signed; micalg=pgp-sha256; '
+                 'protocol="application/pgp-signature"; boundary="sig=_5"') + body
+
+
+_APPEND_RE = re.compile(rb'^\S+ APPEND ("(?:[^"\\]|\\.)*"|[^ ]+) .*\{(\d+)\+?\}$', re.I)
+
+
+def appends(stream):
+    """[(mailbox as sent, message bytes)] of every APPEND in what an IMAP
+    client sent on one connection, in order (MULTIAPPEND: the first
+    message of each command)."""
+    out = []
+    i, n = 0, len(stream)
+    while i < n:
+        j = stream.find(b"\r\n", i)
+        if j < 0:
+            break
+        line = bytes(stream[i:j])
+        i = j + 2
+        m = _APPEND_RE.match(line)
+        lit = _LITERAL_RE.search(line)
+        if m:
+            size = int(m.group(2))
+            out.append((m.group(1).decode("latin-1").strip('"'), bytes(stream[i:i + size])))
+        if lit:
+            # skip the literal and whatever follows it on the command line
+            i += int(lit.group(1))
+    return out
