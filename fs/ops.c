@@ -612,6 +612,13 @@ op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
         fuse_reply_err(req, EIO);
         return;
     }
+    if (strncmp(name, "user.", 5) != 0) {
+        /* No security.*, system.* (ACLs) or trusted.* attributes here. Saying
+         * "not supported" rather than "no such attribute" lets ls -l stop
+         * asking for every file (coreutils caches it per device). */
+        fuse_reply_err(req, ENOTSUP);
+        return;
+    }
     int e;
     char *v = xattr_value(m, st, ino, name, &e);
     if (!v) {

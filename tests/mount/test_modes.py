@@ -703,6 +703,10 @@ def test_bad_values_and_names(account, mount):
         for name in ("user.sync.bogus", "user.sync.mode2", "user.mailfs.bogus"):
             assert setxattr_errno(target, name, b"full") == errno.ENOTSUP, (target, name)
             assert errno_of(os.getxattr, target, name) == errno.ENODATA, (target, name)
+        # other namespaces are not kept at all: "not supported", so that
+        # ls -l stops asking for every file (SELinux label, ACLs)
+        for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            assert errno_of(os.getxattr, target, name) == errno.ENOTSUP, (target, name)
     # a folder attribute on a message
     assert setxattr_errno(item, "user.sync.mode", b"full") == errno.ENOTSUP
 
