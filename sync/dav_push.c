@@ -542,6 +542,20 @@ push_put(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
         }
         written = creating || (back.len == b.len && memcmp(back.data, b.data, b.len) == 0);
         free(tag);
+    } else if (!written && status == 412 && creating) {
+        /* libcurl sends a request again by itself when a kept-alive
+         * connection dies before any answer: our own first PUT may be what
+         * the name holds now. It is when the server holds exactly what we
+         * send; else another item has the UID (refused below). */
+        char *tag = NULL;
+        int st3 = 0;
+        if (read_back(dd, target, &back, &tag, &st3, err) < 0 && st3 != 404) {
+            free(target);
+            rc = -1;
+            goto out;
+        }
+        written = st3 != 404 && back.len == b.len && memcmp(back.data, b.data, b.len) == 0;
+        free(tag);
     }
     if (!written) {
         if (status == 412 && creating) {
