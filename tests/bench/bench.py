@@ -3,8 +3,16 @@
 pipelined IMAP fetch and the local write floor, in one run, on one corpus.
 
     /usr/bin/python3 tests/bench/bench.py [--scale 1] [--runs 3] [--mailfs BIN]
-        [--only raw,floor,mbsync,mailfs] [--out FILE.md] [--json FILE]
-        [--dest-fs auto|loop|tmpdir] [--wait-idle SECONDS] [--keep]
+        [--only raw,floor,mbsync,mailfs,headers,resync,mount] [--out FILE.md]
+        [--json FILE] [--dest-fs auto|loop|tmpdir] [--wait-idle SECONDS]
+        [--read-reps 3] [--deliveries 10] [--dav [--dav-server radicale]] [--keep]
+
+Measured: the initial sync (mbsync, mailfs in full and in headers mode), the
+no-change resync, the resync after a change set made on the server (100 new
+messages, 500 flag changes), reads through a mailfs mount against the same
+reads on mbsync's Maildir (`ls -l`, `find | wc -l`, `cat`, `grep -r`), the
+delay from delivery to visibility in the mount, peak RSS; with --dav also
+tests/bench/dav_bench.py (CalDAV/CardDAV against vdirsyncer), folded in.
 
 Run as root on Debian 12 (it apt-get installs what it compares against). It
 starts Dovecot on a free loopback port in a temporary directory, loads the
@@ -26,13 +34,17 @@ See tests/bench/README.md.
 
 import argparse
 import datetime
+import imaplib
 import json
 import os
 import platform
+import random
 import re
+import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -508,7 +520,10 @@ class Metric:
         self.key, self.label, self.unit, self.fmt = key, label, unit, fmt
 
 
-# Rows of the results table, in order. Contenders add values under these keys.
+# Rows of the results table, in order. Contenders add values under these keys
+# (the part before the first dot is the contender's name). Labels may name
+# {messages} (the corpus), {new} and {flags} (the change set), {deliveries}
+# and {reps} (see MountReads): report() fills them in.
 METRICS = [
     Metric("raw.time", "raw pipelined `UID FETCH 1:* BODY.PEEK[]`, all folders", "s"),
     Metric("raw.mbps", "raw fetch throughput", "MB/s", "{:.0f}"),
@@ -526,9 +541,32 @@ METRICS = [
     Metric("mailfs.cpu", "mailfs initial: CPU user+sys", "s", "{:.2f}"),
     Metric("mailfs.rss", "mailfs initial: peak RSS", "MiB", "{:.1f}"),
     Metric("mailfs.bytes", "mailfs initial: bytes received", "MB", "{:.1f}"),
-    Metric("headers.initial", "mailfs initial sync, headers mode (every folder)", "s"),
+    Metric("headers.initial", "mailfs initial sync, headers mode (`sync_mode = headers`, "
+           "every folder, fresh store)", "s"),
     Metric("headers.bytes", "mailfs headers mode: bytes received", "MB", "{:.1f}"),
     Metric("headers.rss", "mailfs headers mode: peak RSS", "MiB", "{:.1f}"),
+    Metric("resync.mbsync", "mbsync resync after {new} new messages + {flags} flag changes "
+           "on the server", "s"),
+    Metric("resync.mailfs", "mailfs resync after the same changes (`mailfs sync`)", "s"),
+    Metric("resync.mailfs_bytes", "mailfs resync after changes: bytes received", "MB",
+           "{:.1f}"),
+    Metric("mount.start", "mailfs mount on the synced store: until Inbox lists", "s"),
+    Metric("mount.ls_native", "`ls -l` of the largest folder: mbsync's Maildir (cur + new)",
+           "s", "{:.4f}"),
+    Metric("mount.ls", "`ls -l` of the largest folder: through the mount", "s", "{:.4f}"),
+    Metric("mount.find_native", "`find \\| wc -l`: mbsync's Maildir", "s", "{:.4f}"),
+    Metric("mount.find", "`find \\| wc -l`: through the mount", "s", "{:.4f}"),
+    Metric("mount.cat_native", "`cat` of every file: mbsync's Maildir", "s"),
+    Metric("mount.cat", "`cat` of every file: through the mount", "s"),
+    Metric("mount.grep_native", "`grep -r` of an absent string: mbsync's Maildir", "s"),
+    Metric("mount.grep", "`grep -r` of an absent string: through the mount", "s"),
+    Metric("mount.latency", "delivery (APPEND to INBOX) until visible in the mount: "
+           "median of {deliveries}", "s"),
+    Metric("mount.latency_max", "delivery until visible: slowest of {deliveries}", "s"),
+    Metric("mount.idle", "the same deliveries seen by an IMAP client in IDLE on INBOX "
+           "(`* n EXISTS`): median — the server's part", "s"),
+    Metric("mount.rss", "mailfs mount: peak RSS (after the reads and deliveries)", "MiB",
+           "{:.1f}"),
 ]
 
 # (label, numerator, denominator or None (then the value is shown with the
@@ -545,24 +583,74 @@ RATIOS = [
      "", None, "for context: mbsync fsyncs every message"),
     ("mbsync no-change / mailfs no-change", "mbsync.nochange", "mailfs.nochange",
      "≥ 5 at 100k", lambda v: v >= 5, "scale>=10"),
-    ("mailfs peak RSS", "mailfs.rss", None, "< 64 MiB", lambda v: v < 64, ""),
     ("headers mode / full mode, time", "headers.initial", "mailfs.initial", "≤ 0.2",
      lambda v: v <= 0.2, ""),
     ("headers mode / full mode, bytes received", "headers.bytes", "mailfs.bytes", "", None,
      "for context"),
+    ("mbsync / mailfs, resync after {new} new + {flags} flag changes", "resync.mbsync",
+     "resync.mailfs", "", None, "no §8 target; for context"),
+    ("mount / native, `ls -l` of the largest folder", "mount.ls", "mount.ls_native", "≤ 1.5",
+     lambda v: v <= 1.5, ""),
+    ("mount / native, `find \\| wc -l`", "mount.find", "mount.find_native", "≤ 1.5",
+     lambda v: v <= 1.5, ""),
+    ("mount / native, `cat` of every file", "mount.cat", "mount.cat_native", "≤ 1.5",
+     lambda v: v <= 1.5, ""),
+    ("mount / native, `grep -r`", "mount.grep", "mount.grep_native", "≤ 1.5",
+     lambda v: v <= 1.5, ""),
+    ("new mail visible in the mount (median)", "mount.latency", None, "≤ 1 s",
+     lambda v: v <= 1.0, ""),
+    ("new mail visible in the mount (slowest)", "mount.latency_max", None, "≤ 1 s",
+     lambda v: v <= 1.0, ""),
+    ("delivery: mount / IMAP client in IDLE", "mount.latency", "mount.idle", "", None,
+     "for context: Dovecot delays IDLE notifications by 0.5 s (NOTIFY_DELAY_MSECS)"),
+    ("mailfs peak RSS, initial sync ({messages} messages)", "mailfs.rss", None, "< 64 MiB",
+     lambda v: v < 64, ""),
+    ("mailfs peak RSS, headers mode ({messages} messages)", "headers.rss", None, "< 64 MiB",
+     lambda v: v < 64, ""),
+    ("mailfs peak RSS, mount after reading every file", "mount.rss", None, "< 64 MiB",
+     lambda v: v < 64, ""),
     ("mbsync initial / write floor + sync", "mbsync.initial", "floor.sync",
      "", None, "for context"),
     ("mbsync initial / raw fetch", "mbsync.initial", "raw.time", "", None, "for context"),
     ("mailfs initial / raw fetch", "mailfs.initial", "raw.time", "", None, "for context"),
 ]
 
-# Measurements of DESIGN section 8 that later issues add: each becomes a
-# contender class below (setup, run(i) filling METRICS keys, ratios above).
-LATER = [
-    "resync after 100 new messages + 500 flag changes (mailfs vs mbsync)",
-    "CalDAV/CardDAV initial and no-change sync vs vdirsyncer (needs corpus.generate_dav)",
-    "reads through the mount: cat, grep -r, ls -l, find vs a native Maildir",
-    "new-mail delivery latency in the mount (target ≤ 1 s)",
+# CalDAV/CardDAV (--dav: tests/bench/dav_bench.py, folded in per server).
+DAV_METRICS = [
+    ("vdirsyncer.initial", "vdirsyncer_initial", "vdirsyncer initial DAV sync", "s", "{:.3f}"),
+    ("mailfs.initial", "mailfs_initial", "mailfs initial DAV sync", "s", "{:.3f}"),
+    ("vdirsyncer.nochange", "vdirsyncer_nochange", "vdirsyncer no-change DAV sync", "s",
+     "{:.3f}"),
+    ("mailfs.nochange", "mailfs_nochange", "mailfs no-change DAV sync", "s", "{:.3f}"),
+    ("mailfs.initial_rss", "mailfs_rss", "mailfs initial DAV sync: peak RSS", "MiB", "{:.1f}"),
+]
+
+
+def dav_rows(servers, items):
+    """METRICS and RATIOS rows of the DAV part, for each server run."""
+    metrics, ratios = [], []
+    for s in servers:
+        for _, key, label, unit, fmt in DAV_METRICS:
+            metrics.append(Metric(f"dav.{s}_{key}", f"{label} ({s}, {items:,} items)", unit, fmt))
+        ratios.append((f"vdirsyncer / mailfs, DAV initial sync ({s})",
+                       f"dav.{s}_vdirsyncer_initial", f"dav.{s}_mailfs_initial", "≥ 5",
+                       lambda v: v >= 5, ""))
+        ratios.append((f"vdirsyncer / mailfs, DAV no-change sync ({s})",
+                       f"dav.{s}_vdirsyncer_nochange", f"dav.{s}_mailfs_nochange", "≥ 20",
+                       lambda v: v >= 20, ""))
+    return metrics, ratios
+
+
+# What DESIGN section 8 asks for and which part of the benchmark measures it
+# (a contender name, or "dav" for --dav): listed under "not measured in this
+# run" when that part did not run.
+PARTS = [
+    ("headers", "headers mode initial sync (≤ 0.2× full mode)"),
+    ("resync", "resync after 100 new messages + 500 flag changes (mailfs vs mbsync)"),
+    ("mount", "reads through the mount (`ls -l`, `find`, `cat`, `grep -r`) vs a native "
+              "Maildir (≤ 1.5×), new-mail delivery latency (≤ 1 s)"),
+    ("dav", "CalDAV/CardDAV initial and no-change sync vs vdirsyncer (≥ 5×, ≥ 20×): "
+            "run with --dav"),
 ]
 
 
@@ -661,7 +749,8 @@ class WriteFloor(Contender):
 
 class Mbsync(Contender):
     """mbsync 1.4 with its defaults (FSync yes, unlimited pipeline) pulling every
-    folder into a fresh Maildir laid out like the server's."""
+    folder into a fresh Maildir laid out like the server's. The Maildir is
+    handed over to Resync and MountReads when they run (ctx.handover)."""
     name = "mbsync"
 
     def setup(self):
@@ -670,6 +759,8 @@ class Mbsync(Contender):
         c = self.ctx
         self.dest = os.path.join(c.dest.root, "mbsync")
         self.rc = os.path.join(c.tmp, "mbsyncrc")
+        self.argv = ["mbsync", "-q", "-c", self.rc, "-a"]
+        self.log = os.path.join(c.tmp, "mbsync.log")
         with open(self.rc, "w") as f:
             f.write(f"""# written by tests/bench/bench.py
 IMAPAccount bench
@@ -702,8 +793,7 @@ SyncState *
     def run(self, i):
         c = self.ctx
         fresh_dir(self.dest)
-        log = os.path.join(c.tmp, "mbsync.log")
-        argv = ["mbsync", "-q", "-c", self.rc, "-a"]
+        log, argv = self.log, self.argv
         wall, rc, rss, cpu = run_measured(argv, log, timeout=self.bench.args.timeout,
                                           rusage=True)
         if rc != 0:
@@ -720,7 +810,10 @@ SyncState *
         if rc != 0:
             raise failure("mbsync resync", rc, log)
         self.bench.add("mbsync.nochange", wall)
-        drop_dir(self.dest)
+        if c.handover_wanted:
+            c.handover[self.name] = self.dest
+        else:
+            drop_dir(self.dest)
 
 
 def bytes_received(log):
@@ -731,20 +824,52 @@ def bytes_received(log):
     return n
 
 
+def mailfs_binary(bench, ctx):
+    """The mailfs binary, copied once into the temporary directory (the working
+    tree is shared: a rebuild during the run must neither fail a run nor mix two
+    versions). Returns (path or None, why not)."""
+    if getattr(ctx, "mailfs_bin", None):
+        return ctx.mailfs_bin, None
+    b = bench.args.mailfs
+    cands = [b] if b else [os.path.join(REPO, "build", "fs", "mailfs"),
+                           os.path.join(REPO, "build", "mailfs"), shutil.which("mailfs")]
+    found = next((os.path.abspath(p) for p in cands if p and os.access(p, os.X_OK)), None)
+    if not found:
+        where = b or " or ".join(p for p in cands[:2])
+        return None, (f"no mailfs binary at {where}: build it (meson setup build && "
+                      f"ninja -C build) or pass --mailfs BIN")
+    ctx.mailfs_bin = os.path.join(ctx.tmp, "mailfs")
+    shutil.copy2(found, ctx.mailfs_bin)
+    ctx.mailfs_from = found
+    return ctx.mailfs_bin, None
+
+
+def store_census(data):
+    """{"messages", "S", "F", "R"} of a mailfs store (its store.db, read-only,
+    with mailfs not running): what the items table says."""
+    db = os.path.join(data, "mailfs", ACCOUNT, "store.db")
+    out = {"messages": 0, "S": 0, "F": 0, "R": 0}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        for (flags,) in con.execute("SELECT flags FROM items"):
+            f = (flags or "").lower()
+            out["messages"] += 1
+            out["S"] += "seen" in f
+            out["F"] += "flagged" in f
+            out["R"] += "answered" in f
+    finally:
+        con.close()
+    return out
+
+
 class Mailfs(Contender):
     name = "mailfs"
     mode = "full"  # every folder whole: the comparison with mbsync
 
     def setup(self):
-        b = self.bench.args.mailfs
-        cands = [b] if b else [os.path.join(REPO, "build", "fs", "mailfs"),
-                               os.path.join(REPO, "build", "mailfs"), shutil.which("mailfs")]
-        self.bin = next((os.path.abspath(p) for p in cands if p and os.access(p, os.X_OK)),
-                        None)
+        self.bin, why = mailfs_binary(self.bench, self.ctx)
         if not self.bin:
-            where = b or " or ".join(p for p in cands[:2])
-            return (f"no mailfs binary at {where}: build it (meson setup build && "
-                    f"ninja -C build) or pass --mailfs BIN")
+            return why
         c = self.ctx
         self.cfg = os.path.join(c.tmp, f"mailfs-{self.name}.conf")
         with open(self.cfg, "w") as f:
@@ -757,15 +882,18 @@ password_command = cat {c.pwfile}
 sync_mode = {self.mode}
 """)
         self.data = os.path.join(c.dest.root, f"mailfs-data-{self.name}")
+        self.log = os.path.join(c.tmp, f"mailfs-{self.name}.log")
+        self.argv = [self.bin, "--config", self.cfg, "sync", ACCOUNT]
         return None
+
+    def env(self):
+        return dict(os.environ, XDG_DATA_HOME=self.data,
+                    XDG_CONFIG_HOME=os.path.join(self.ctx.tmp, "mailfs-config"))
 
     def run(self, i):
         c = self.ctx
         fresh_dir(self.data)
-        log = os.path.join(c.tmp, f"mailfs-{self.name}.log")
-        env = dict(os.environ, XDG_DATA_HOME=self.data,
-                   XDG_CONFIG_HOME=os.path.join(c.tmp, "mailfs-config"))
-        argv = [self.bin, "--config", self.cfg, "sync", ACCOUNT]
+        log, argv, env = self.log, self.argv, self.env()
         wall, rc, rss, cpu = run_measured(argv, log, env=env, timeout=self.bench.args.timeout,
                                           rusage=True)
         if rc != 0:
@@ -782,15 +910,18 @@ sync_mode = {self.mode}
         self.bench.add("mailfs.cpu", cpu)
         self.bench.add("mailfs.rss", rss / 1024)
         self.bench.add("mailfs.bytes", bytes_received(log) / 1e6)
-        self.verify(c)
+        self.verify(c.stats.messages, c.stats.bytes)
         settle()
         wall, rc, rss, cpu = run_measured(argv, log, env=env, timeout=self.bench.args.timeout)
         if rc != 0:
             raise failure("mailfs resync", rc, log)
         self.bench.add("mailfs.nochange", wall)
-        drop_dir(self.data)
+        if c.handover_wanted:
+            c.handover[self.name] = self.data
+        else:
+            drop_dir(self.data)
 
-    def verify(self, c):
+    def verify(self, messages, nbytes_want):
         """The store must hold the whole corpus: one content file per message under
         content/ (store/store.h), as many bytes as the corpus. A mailfs that synced
         less (headers mode, a folder skipped) would be fast and wrong."""
@@ -803,16 +934,16 @@ sync_mode = {self.mode}
             for name in files:
                 n += 1
                 nbytes += os.lstat(os.path.join(d, name)).st_size
-        if (n, nbytes) != (c.stats.messages, c.stats.bytes):
-            raise RuntimeError(f"mailfs stored {n} messages / {nbytes} bytes, the corpus "
-                               f"has {c.stats.messages} / {c.stats.bytes} (the benchmark "
+        if (n, nbytes) != (messages, nbytes_want):
+            raise RuntimeError(f"mailfs stored {n} messages / {nbytes} bytes, the server "
+                               f"has {messages} / {nbytes_want} (the benchmark "
                                "measures full mode: every message whole)")
 
 
 class MailfsHeaders(Mailfs):
-    """The same sync with every mail folder in headers mode (sync_mode =
-    headers; INBOX is full by default, so it is set through the config of
-    every folder... INBOX stays full as DESIGN section 4 says)."""
+    """The same initial sync with every mail folder in headers mode: the
+    config line `sync_mode = headers` (fs/config.c) sets the mode of every
+    mail folder, Inbox too (fs/config.h)."""
     name = "headers"
     mode = "headers"
 
@@ -825,7 +956,494 @@ class MailfsHeaders(Mailfs):
                                f"{c.stats.messages}")
 
 
-CONTENDERS = [RawFetch, WriteFloor, Mbsync, Mailfs, MailfsHeaders]
+# --- changes on the server ----------------------------------------------------------
+
+FLAG_NAMES = {"S": "\\Seen", "F": "\\Flagged", "R": "\\Answered"}
+CHANGE_NEW = 100        # new messages in the change set
+CHANGE_FLAGS = 500      # flag changes in the change set, each on another message
+# Which flag a change toggles: mostly read/unread, as in real use.
+CHANGE_FLAG_MIX = [("S", 0.6), ("F", 0.3), ("R", 0.1)]
+
+
+def _flag_letters(flags):
+    return {k for k, v in FLAG_NAMES.items() if v.lower().encode() in flags.lower()}
+
+
+class ServerChanges:
+    """Changes made on the server with an independent client (imaplib, not the
+    contenders' code), kept in an undo log so that revert() puts the server
+    back to the corpus: new messages are expunged, toggled flags toggled back.
+    Only messages appended here carry \\Deleted, so EXPUNGE removes only them."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.appended = {}   # folder -> [uid]
+        self.toggled = []    # (folder, flag letter, added, [uid])
+
+    def client(self):
+        return self.ctx.server.client(USER)
+
+    @property
+    def pending(self):
+        return bool(self.appended or self.toggled)
+
+    def change_set(self, new=CHANGE_NEW, nflags=CHANGE_FLAGS):
+        """Apply the change set: `new` new messages (corpus.make_message past the
+        corpus's last index, so their folders follow the corpus's shares, and their
+        flags are the generator's), and `nflags` flag changes, each on a different
+        message, spread over the folders in proportion to their size. The same
+        change set every time (deterministic in --seed), on a server that holds the
+        corpus. Returns (census a complete copy holds afterwards, total messages,
+        total bytes)."""
+        import dovecot
+        c = self.ctx
+        stats = c.stats
+        want = corpus_census(stats)
+        nbytes = stats.bytes
+        rng = random.Random(c.seed * 7 + 500)
+        total = stats.messages
+        nflags = min(nflags, total)
+        folders = [f for f in corpus.FOLDER_NAMES if stats.folders.get(f, {}).get("messages")]
+        exact = {f: nflags * stats.folders[f]["messages"] / total for f in folders}
+        quota = {f: int(exact[f]) for f in folders}
+        for f in sorted(folders, key=lambda f: quota[f] - exact[f])[:nflags - sum(quota.values())]:
+            quota[f] += 1
+        imap = self.client()
+        try:
+            for folder in folders:
+                k = min(quota[folder], stats.folders[folder]["messages"])
+                if not k:
+                    continue
+                typ, data = imap.select(dovecot.mailbox_arg(folder))
+                if typ != "OK":
+                    raise RuntimeError(f"SELECT {folder}: {data}")
+                if int(data[0]) != stats.folders[folder]["messages"]:
+                    raise RuntimeError(f"{folder} holds {int(data[0])} messages on the server, "
+                                       f"the corpus {stats.folders[folder]['messages']} "
+                                       "(a change not reverted?)")
+                seqs = sorted(rng.sample(range(1, stats.folders[folder]["messages"] + 1), k))
+                typ, data = imap.fetch(",".join(map(str, seqs)), "(UID FLAGS)")
+                if typ != "OK":
+                    raise RuntimeError(f"FETCH in {folder}: {data}")
+                have = {}
+                for d in data:
+                    line = d[0] if isinstance(d, tuple) else d
+                    if not line:
+                        continue
+                    m = re.match(rb"(\d+) ", line)
+                    u = re.search(rb"UID (\d+)", line)
+                    fl = re.search(rb"FLAGS \(([^)]*)\)", line)
+                    if m and u and fl:
+                        have[int(m.group(1))] = (int(u.group(1)), _flag_letters(fl.group(1)))
+                if len(have) != k:
+                    raise RuntimeError(f"FETCH in {folder}: {len(have)} answers for {k} "
+                                       "messages")
+                groups = {}
+                for seq in seqs:
+                    letter = corpus._pick(rng, CHANGE_FLAG_MIX)
+                    uid, letters = have[seq]
+                    add = letter not in letters
+                    groups.setdefault((letter, add), []).append(uid)
+                for (letter, add), uids in sorted(groups.items()):
+                    self._store(imap, uids, add, FLAG_NAMES[letter])
+                    self.toggled.append((folder, letter, add, uids))
+                    want[letter] += len(uids) if add else -len(uids)
+            for k in range(new):
+                m = corpus.make_message(corpus.count(c.scale) + k, c.seed)
+                self.append(imap, m.folder, m.data, [FLAG_NAMES[x] for x in m.flags], m.time)
+                want["messages"] += 1
+                for x in m.flags:
+                    want[x] += 1
+                nbytes += len(m.data)
+        finally:
+            imap.logout()
+        return want, want["messages"], nbytes
+
+    def append(self, imap, folder, data, flags=(), when=None):
+        """APPEND one message (recorded for revert); returns its UID."""
+        import dovecot
+        uid = dovecot.append(imap, folder, data, flags, when)
+        if uid is None:
+            raise RuntimeError("APPEND: no APPENDUID (UIDPLUS) to undo it by")
+        self.appended.setdefault(folder, []).append(uid)
+        return uid
+
+    @staticmethod
+    def _store(imap, uids, add, flag):
+        typ, data = imap.uid("STORE", ",".join(map(str, uids)),
+                             "+FLAGS.SILENT" if add else "-FLAGS.SILENT", f"({flag})")
+        if typ != "OK":
+            raise RuntimeError(f"UID STORE {flag}: {data}")
+
+    def revert(self):
+        """Undo everything applied, then check that every folder holds as many
+        messages as the corpus again."""
+        import dovecot
+        if not self.pending:
+            return
+        stats = self.ctx.stats
+        imap = self.client()
+        try:
+            for folder in corpus.FOLDER_NAMES:
+                toggles = [t for t in self.toggled if t[0] == folder]
+                uids = self.appended.get(folder, [])
+                if not toggles and not uids:
+                    continue
+                typ, data = imap.select(dovecot.mailbox_arg(folder))
+                if typ != "OK":
+                    raise RuntimeError(f"SELECT {folder}: {data}")
+                for _, letter, add, tuids in toggles:
+                    self._store(imap, tuids, not add, FLAG_NAMES[letter])
+                if uids:
+                    self._store(imap, uids, True, "\\Deleted")
+                    typ, data = imap.expunge()
+                    if typ != "OK":
+                        raise RuntimeError(f"EXPUNGE in {folder}: {data}")
+            self.toggled, self.appended = [], {}
+            for folder in corpus.FOLDER_NAMES:
+                typ, data = imap.select(dovecot.mailbox_arg(folder), readonly=True)
+                n = stats.folders.get(folder, {}).get("messages", 0)
+                if typ != "OK" or int(data[0]) != n:
+                    raise RuntimeError(f"after reverting the changes {folder} holds "
+                                       f"{data[0]!r} messages, the corpus {n}")
+        finally:
+            imap.logout()
+
+
+class Resync(Contender):
+    """Resync after a change set (ServerChanges.change_set: 100 new messages and
+    500 flag changes spread over the folders, made on the server by an
+    independent client) on the destinations this run's mbsync and mailfs
+    initial syncs made (ctx.handover). Both resync the very same server state:
+    the change set is made once, then mbsync and mailfs resync one after the
+    other (mbsync first in odd runs, mailfs first in even ones, so that neither
+    always comes second to a server that has just served the new messages), and
+    the change set stays until the end of the run (MountReads reads those
+    destinations); end_round() reverts it."""
+    name = "resync"
+
+    def run(self, i):
+        c = self.ctx
+        have = [k for k in ("mbsync", "mailfs") if k in c.handover]
+        if not have:
+            raise RuntimeError("no destination from this run's mbsync or mailfs initial sync")
+        want, c.expect_messages, c.expect_bytes = c.changes.change_set()
+        c.changed = True
+        for who in (have if i % 2 == 0 else have[::-1]):
+            settle()
+            if who == "mbsync":
+                mb = c.contenders["mbsync"]
+                wall, rc, _, _ = run_measured(mb.argv, mb.log, timeout=self.bench.args.timeout)
+                if rc != 0:
+                    raise failure("mbsync resync after changes", rc, mb.log)
+                got = maildir_census(c.handover["mbsync"])
+                if got != want:
+                    raise RuntimeError(f"after the changes mbsync's Maildir holds {got}, "
+                                       f"the server {want}")
+                self.bench.add("resync.mbsync", wall)
+            else:
+                mf = c.contenders["mailfs"]
+                wall, rc, _, _ = run_measured(mf.argv, mf.log, env=mf.env(),
+                                              timeout=self.bench.args.timeout)
+                if rc != 0:
+                    raise failure("mailfs resync after changes", rc, mf.log)
+                mf.verify(c.expect_messages, c.expect_bytes)
+                got = store_census(c.handover["mailfs"])
+                if got != want:
+                    raise RuntimeError(f"after the changes mailfs's store holds {got}, "
+                                       f"the server {want}")
+                self.bench.add("resync.mailfs", wall)
+                self.bench.add("resync.mailfs_bytes", bytes_received(mf.log) / 1e6)
+
+
+# --- reads through the mount, delivery latency ---------------------------------------
+
+# grep -r looks for this; no message of the corpus holds it.
+ABSENT = "mailfs-bench: a string that is in no message 7c1e5d"
+DELIVERIES = 10
+
+
+def _mountinfo_has(path):
+    """True when path is a mount point (from /proc/self/mountinfo, so a hung
+    FUSE daemon cannot block the check)."""
+    path = os.path.abspath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            p = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if p == path:
+                return True
+    return False
+
+
+_mounts = {}  # mount point -> the mailfs process serving it (cleaned up on exit)
+
+
+def unmount(mnt, p, timeout=30):
+    """fusermount3 -u, then wait for the daemon to exit; if it will not go
+    (busy, hung), kill it and detach the mount point. Returns the daemon's
+    exit status (None when it had to be killed)."""
+    killed = False
+    if _mountinfo_has(mnt):
+        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
+        if r.returncode != 0:
+            _kill(p)
+            killed = True
+            subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _kill(p)
+        killed = True
+    if _mountinfo_has(mnt):
+        subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
+    _mounts.pop(mnt, None)
+    _children.discard(p)
+    return None if killed else p.returncode
+
+
+def vm_hwm_mib(pid):
+    """Peak RSS (VmHWM) of a running process, MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        m = re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M)
+    return int(m.group(1)) / 1024 if m else None
+
+
+class IdleWatcher:
+    """An independent IMAP client (raw socket) in IDLE on INBOX that notes when
+    each `* n EXISTS` arrives: the server's own share of the delivery delay
+    (Dovecot waits NOTIFY_DELAY_MSECS = 500 ms after a change before it tells
+    IDLE clients, src/lib-storage/mailbox-watch.c)."""
+
+    def __init__(self, host, port):
+        self.events = []
+        self.sock = socket.create_connection((host, port))
+        self.f = self.sock.makefile("rb")
+        self.f.readline()
+        for tag, cmd in ((b"a", b"LOGIN " + _q(USER) + b" " + _q(PASSWORD)),
+                         (b"b", b"SELECT INBOX")):
+            self.sock.sendall(tag + b" " + cmd + b"\r\n")
+            while True:
+                line = self.f.readline()
+                if not line:
+                    raise ConnectionError("IDLE watcher: server closed the connection")
+                if line.startswith(tag + b" "):
+                    if not line.startswith(tag + b" OK"):
+                        raise RuntimeError(f"IDLE watcher: {line!r}")
+                    break
+        self.sock.sendall(b"i IDLE\r\n")
+        line = self.f.readline()
+        if not line.startswith(b"+"):
+            raise RuntimeError(f"IDLE watcher: IDLE answered {line!r}")
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for line in self.f:
+                if re.match(rb"\* \d+ EXISTS", line):
+                    self.events.append(time.perf_counter())
+        except (OSError, ValueError):
+            pass
+
+    def first_after(self, t0):
+        return next((t for t in self.events if t >= t0), None)
+
+    def close(self):
+        try:
+            self.sock.sendall(b"DONE\r\nz LOGOUT\r\n")
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.f.close()
+        self.sock.close()
+
+
+def mount_dir(folder):
+    """A server folder's directory in the mount (DESIGN section 2: INBOX is Inbox)."""
+    parts = folder.split("/")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "Inbox"
+    return os.path.join(*parts)
+
+
+class MountReads(Contender):
+    """Reads through the mount against the same on mbsync's Maildir, then the
+    delay from delivery to visibility in the mount.
+
+    mailfs is mounted (`mailfs --config CFG bench MNT -f`) on the store this
+    run's initial sync made (and Resync brought up to date), so the store is
+    warm; the native side is mbsync's Maildir of this run, which holds the same
+    messages. `mailfs sync MNT` first waits until the mount's own startup sync
+    is done. Each command runs once on each side untimed (page cache, dentries,
+    the kernel's attribute cache), then --read-reps times, alternating which
+    side goes first; a run's value is the median of its repetitions. Then
+    --deliveries messages are APPENDed to INBOX by an independent client, one
+    at a time (a pause of 0.2-0.5 s before each), and the mounted Inbox is
+    listed every 5 ms until a new name appears: the time from just before the
+    APPEND is the delay."""
+    name = "mount"
+
+    def setup(self):
+        if not shutil.which("fusermount3"):
+            return "fusermount3 not installed (apt-get install fuse3)"
+        if not os.path.exists("/dev/fuse"):
+            return "no /dev/fuse"
+        return None
+
+    def run(self, i):
+        c = self.ctx
+        data = c.handover.get("mailfs")
+        if not data:
+            raise RuntimeError("no mailfs store from this run's initial sync")
+        native = c.handover.get("mbsync")
+        mf = c.contenders["mailfs"]
+        mnt = os.path.join(c.tmp, "mnt")
+        os.makedirs(mnt, exist_ok=True)
+        log = os.path.join(c.tmp, "mailfs-mount.log")
+        cmdlog = os.path.join(c.tmp, "reads.log")
+        env = mf.env()
+        argv = [mf.bin, "--config", mf.cfg, ACCOUNT, mnt, "-f"]
+        inbox = os.path.join(mnt, "Inbox")
+        t0 = time.perf_counter()
+        with open(log, "ab") as out:
+            out.write(f"\n$ {' '.join(argv)}\n".encode())
+            out.flush()
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 env=env, start_new_session=True)
+        _children.add(p)
+        _mounts[mnt] = p
+        try:
+            while True:
+                if p.poll() is not None:
+                    raise failure("mailfs mount", p.returncode, log)
+                if _mountinfo_has(mnt):
+                    try:
+                        os.listdir(inbox)
+                        break
+                    except OSError:
+                        pass
+                if time.perf_counter() - t0 > 60:
+                    last = (tail(log).strip().splitlines() or [""])[-1]
+                    raise RuntimeError(f"mailfs did not mount {mnt} within 60 s: {last}")
+                time.sleep(0.005)
+            self.bench.add("mount.start", time.perf_counter() - t0)
+            # Let the mount's startup sync finish (nothing to do, but it checks
+            # every folder) before anything is timed.
+            wall, rc, _, _ = run_measured([mf.bin, "--config", mf.cfg, "sync", mnt], log,
+                                          env=env, timeout=self.bench.args.timeout)
+            if rc != 0:
+                raise failure("mailfs sync through the mount", rc, log)
+            self.reads(mnt, native, cmdlog)
+            self.latency(i, inbox, p, log)
+            rss = vm_hwm_mib(p.pid)
+            if rss is not None:
+                self.bench.add("mount.rss", rss)
+        finally:
+            rc = unmount(mnt, p)
+        if rc != 0:
+            raise failure("mailfs mount (at unmount)", rc, log)
+
+    def reads(self, mnt, native, cmdlog):
+        c = self.ctx
+        n_mount = nbytes = 0
+        for d, dirs, files in os.walk(mnt):
+            for name in files:
+                n_mount += 1
+                nbytes += os.lstat(os.path.join(d, name)).st_size
+        if (n_mount, nbytes) != (c.expect_messages, c.expect_bytes):
+            raise RuntimeError(f"the mount shows {n_mount} files / {nbytes} bytes, the "
+                               f"server has {c.expect_messages} / {c.expect_bytes}")
+        if native:
+            n_native = maildir_census(native)["messages"]
+            if n_native != n_mount:
+                raise RuntimeError(f"mbsync's Maildir holds {n_native} messages, the mount "
+                                   f"{n_mount}: not the same work")
+        largest = max(c.stats.folders, key=lambda f: c.stats.folders[f]["messages"])
+        q = shlex.quote
+        mdir = os.path.join(mnt, mount_dir(largest))
+        ops = []  # (name, mount command, native command or None, good exit codes)
+        ndir = corpus.folder_dir(native, largest) if native else None
+        ops.append(("ls", f"ls -l {q(mdir)} >/dev/null",
+                    native and f"ls -l {q(ndir + '/cur')} {q(ndir + '/new')} >/dev/null",
+                    (0,)))
+        for name, tmpl, ok in (
+                ("find", "find {} | wc -l >/dev/null", (0,)),
+                ("cat", "find {} -type f -exec cat {{}} + >/dev/null", (0,)),
+                ("grep", "grep -r -F -e " + q(ABSENT) + " {} >/dev/null", (1,))):
+            ops.append((name, tmpl.format(q(mnt)), native and tmpl.format(q(native)), ok))
+
+        def timed(cmd, ok):
+            wall, rc, _, _ = run_measured(["sh", "-c", cmd], cmdlog,
+                                          timeout=self.bench.args.timeout)
+            if rc not in ok:
+                raise failure(cmd, rc, cmdlog)
+            return wall
+
+        for name, mcmd, ncmd, ok in ops:  # warm both sides, untimed
+            if ncmd:
+                timed(ncmd, ok)
+            timed(mcmd, ok)
+        got = {}
+        for r in range(self.bench.args.read_reps):
+            for name, mcmd, ncmd, ok in ops:
+                sides = [("mount", mcmd)] + ([("native", ncmd)] if ncmd else [])
+                for side, cmd in (sides if r % 2 == 0 else sides[::-1]):
+                    got.setdefault((name, side), []).append(timed(cmd, ok))
+        for (name, side), v in got.items():
+            self.bench.add(f"mount.{name}" + ("_native" if side == "native" else ""),
+                           statistics.median(v))
+
+    def latency(self, i, inbox, p, log):
+        c = self.ctx
+        n = self.bench.args.deliveries
+        if n <= 0:
+            return
+        msgs, k = [], corpus.count(c.scale) + CHANGE_NEW + 1000 * (i + 1)
+        while len(msgs) < n:
+            m = corpus.make_message(k, c.seed, folder="INBOX")
+            k += 1
+            if m.kind != "attachment":  # new mail as it mostly is: 2-80 KB
+                msgs.append(m.data)
+        rng = random.Random(c.seed + i)
+        time.sleep(1)  # the mount back in IDLE after the sync through it
+        imap = c.changes.client()
+        watcher = IdleWatcher(c.server.host, c.server.port)
+        delays, idle = [], []
+        try:
+            for data in msgs:
+                time.sleep(0.2 + 0.3 * rng.random())
+                before = set(os.listdir(inbox))
+                t0 = time.perf_counter()
+                c.changes.append(imap, "INBOX", data)
+                while True:
+                    names = os.listdir(inbox)
+                    if len(names) > len(before) or not before.issuperset(names):
+                        break
+                    if time.perf_counter() - t0 > 30:
+                        raise RuntimeError("a message APPENDed to INBOX was not in the mount "
+                                           "after 30 s")
+                    if p.poll() is not None:
+                        raise failure("mailfs mount", p.returncode, log)
+                    time.sleep(0.005)
+                delays.append(time.perf_counter() - t0)
+                while watcher.first_after(t0) is None and time.perf_counter() - t0 < 10:
+                    time.sleep(0.005)
+                t1 = watcher.first_after(t0)
+                if t1 is not None:
+                    idle.append(t1 - t0)
+        finally:
+            watcher.close()
+            imap.logout()
+        self.bench.log(f"delivery delays: mount {' '.join(f'{d:.3f}' for d in delays)} s; "
+                       f"IMAP client in IDLE {' '.join(f'{d:.3f}' for d in idle)} s")
+        self.bench.add("mount.latency", statistics.median(delays))
+        self.bench.add("mount.latency_max", max(delays))
+        if len(idle) == len(delays):
+            self.bench.add("mount.idle", statistics.median(idle))
+
+
+CONTENDERS = [RawFetch, WriteFloor, Mbsync, Mailfs, MailfsHeaders, Resync, MountReads]
 
 
 # --- machine and report --------------------------------------------------------------
@@ -863,8 +1481,16 @@ def machine(tmp):
     }
 
 
-def report(bench, mach, stats, scale, runs, extra):
-    """The results as Markdown (printed and written with --out)."""
+def report(bench, mach, stats, scale, runs, extra, metrics=None, ratios=None,
+           dav_md=None):
+    """The results as Markdown (printed and written with --out). metrics and
+    ratios: the rows (default METRICS and RATIOS; --dav adds its own); dav_md:
+    dav_bench.py's own report, appended."""
+    metrics = METRICS if metrics is None else metrics
+    ratios = RATIOS if ratios is None else ratios
+    params = {"messages": f"{stats.messages:,}", "new": CHANGE_NEW,
+              "flags": min(CHANGE_FLAGS, stats.messages),
+              "deliveries": bench.args.deliveries, "reps": bench.args.read_reps}
     L = []
     L.append(f"## mailfs benchmark — {mach['date']}")
     L.append("")
@@ -873,18 +1499,34 @@ def report(bench, mach, stats, scale, runs, extra):
     L.append(f"- machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory_gib']} GiB, "
              f"Linux {mach['kernel']}, {mach['os']}, {mach['filesystem']}")
     L.append(f"- versions: Dovecot {mach['dovecot'].split(' (')[0]}, "
-             f"{mach['mbsync']}, Python {mach['python']}")
+             f"{mach['mbsync']}, Python {mach['python']}"
+             + (f", {mach['mailfs']}" if mach.get("mailfs") else ""))
     L.append(f"- destinations: {bench.dest_describe}")
     L.append(f"- method: median of {runs} runs (min: the best run; max for MB/s), "
              "contenders interleaved, fresh destination each run, sync(2) before each "
              "measurement, server caches warm for all (tests/bench/README.md)")
+    if any(k.startswith("resync.") for k in bench.values):
+        L.append(f"- resync after changes: one change set per run ({params['new']} new "
+                 f"messages, {params['flags']} flag changes, spread over the folders, made "
+                 "with imaplib), resynced by mbsync and mailfs on the destinations of this "
+                 "run's initial syncs (order alternating per run), reverted at the end of "
+                 "the run")
+    if any(k.startswith("mount.") for k in bench.values):
+        native = any(k.endswith("_native") for k in bench.values)
+        L.append("- reads: the mount on the store of this run's initial sync"
+                 + (" vs mbsync's Maildir of this run (the same messages)" if native else "")
+                 + f"; each command once untimed on each side, then {params['reps']} times "
+                 "(alternating sides), median; delivery: "
+                 f"{params['deliveries']} APPENDs to INBOX (imaplib), the mounted Inbox "
+                 "listed every 5 ms until the new file shows; a raw IMAP client in IDLE on "
+                 "INBOX notes when the server announces each one")
     for line in extra:
         L.append(f"- {line}")
     L.append("")
     head = ["measurement", "unit"] + [f"run {i + 1}" for i in range(runs)] + ["median", "min"]
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "---|" * 2 + "---:|" * (runs + 2))
-    for m in METRICS:
+    for m in metrics:
         vals = bench.values.get(m.key)
         name = m.key.split(".")[0]
         if vals:
@@ -896,12 +1538,12 @@ def report(bench, mach, stats, scale, runs, extra):
             cells = [word] + [""] * (runs + 1)
         else:
             continue
-        L.append(f"| {m.label} | {m.unit} | " + " | ".join(cells) + " |")
+        L.append(f"| {m.label.format(**params)} | {m.unit} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("| ratio (of medians) | value | DESIGN §8 target | |")
     L.append("|---|---:|---|---|")
-    units = {m.key: m.unit for m in METRICS}
-    for label, num, den, target, check, note in RATIOS:
+    by_key = {m.key: m for m in metrics}
+    for label, num, den, target, check, note in ratios:
         a = bench.median(num)
         b = bench.median(den) if den else 1.0
         if note.startswith("scale>="):
@@ -915,15 +1557,24 @@ def report(bench, mach, stats, scale, runs, extra):
             value, verdict = "–", "not measured"
         else:
             v = a / b
-            value = f"{v:.1f} {units[num]}" if den is None else f"{v:.2f}×"
+            m = by_key[num]
+            value = f"{m.fmt.format(v)} {m.unit}" if den is None else f"{v:.2f}×"
             verdict = ("met" if check(v) else "**missed**") if check else ""
         if note:
             verdict = f"{verdict} ({note})" if verdict else note
-        L.append(f"| {label} | {value} | {target} | {verdict} |")
+        L.append(f"| {label.format(**params)} | {value} | {target} | {verdict} |")
     L.append("")
     for name, why in bench.skipped.items():
         L.append(f"- {name}: {why}" if why.startswith("failed") else f"- {name}: skipped — {why}")
-    L.append("- not measured yet (later issues): " + "; ".join(LATER))
+    missing = [what for part, what in PARTS
+               if not any(k.split(".")[0] == part for k in bench.values)
+               and part not in bench.skipped]
+    if missing:
+        L.append("- not measured in this run: " + "; ".join(missing))
+    if dav_md:
+        # dav_bench.py's report, its headings one level down (a part of this one)
+        L.append("")
+        L.extend("#" + x if x.startswith("#") else x for x in dav_md.strip().split("\n"))
     return "\n".join(L) + "\n"
 
 
@@ -931,6 +1582,84 @@ def report(bench, mach, stats, scale, runs, extra):
 
 class Context:
     pass
+
+
+def end_round(ctx):
+    """After each run: revert the server changes (change set, deliveries) and
+    drop the destinations that were handed over to Resync and MountReads."""
+    try:
+        ctx.changes.revert()
+    finally:
+        for path in ctx.handover.values():
+            drop_dir(path)
+        ctx.handover.clear()
+        ctx.expect_messages, ctx.expect_bytes = ctx.stats.messages, ctx.stats.bytes
+
+
+def dav_sizes(scale):
+    """DESIGN section 8's 4,700 DAV items per unit of scale: (events, tasks, contacts)."""
+    return max(1, round(2000 * scale)), round(700 * scale), max(1, round(2000 * scale))
+
+
+def run_dav(args, ctx, bench, log):
+    """tests/bench/dav_bench.py as a child process (its own servers, corpus and
+    destinations, inside this run's temporary directory); folds its values into
+    bench.values under dav.SERVER_... Returns its Markdown report or None."""
+    events, tasks, contacts = dav_sizes(args.scale)
+    out_md = os.path.join(ctx.tmp, "dav_results.md")
+    out_json = os.path.join(ctx.tmp, "dav_results.json")
+    argv = [sys.executable, os.path.join(HERE, "dav_bench.py"), "--server", args.dav_server,
+            "--runs", str(args.runs), "--events", str(events), "--tasks", str(tasks),
+            "--contacts", str(contacts), "--seed", str(args.seed), "--out", out_md,
+            "--json", out_json, "--dest-fs", args.dest_fs, "--timeout", str(args.timeout),
+            "--tmpdir", ctx.tmp]
+    binary = getattr(ctx, "mailfs_bin", None) or args.mailfs
+    if binary:
+        argv += ["--mailfs", binary]
+    log(f"dav: {' '.join(argv[1:])}")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    _children.add(p)
+    last = []
+    try:
+        for line in p.stderr:
+            text = line.decode(errors="replace").rstrip()
+            print(f"    dav| {text}", file=sys.stderr, flush=True)
+            last = (last + [text])[-5:]
+        p.wait()
+    except KeyboardInterrupt:
+        # Let dav_bench.py clean up its servers and loop device itself.
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        raise
+    finally:
+        if p.returncode is None:
+            _kill(p)
+        _children.discard(p)
+    try:
+        with open(out_json) as f:
+            got = json.load(f)
+    except (OSError, ValueError):
+        bench.skipped["dav"] = (f"failed: dav_bench.py exited {p.returncode}: "
+                                + (last[-1] if last else ""))
+        return None
+    for server, vals in got.get("values", {}).items():
+        for src, key, *_ in DAV_METRICS:
+            if vals.get(src):
+                bench.values[f"dav.{server}_{key}"] = vals[src]
+    failed = [f"{s} {c}: {why}" for s, d in got.get("failed", {}).items() for c, why in d.items()]
+    if failed:
+        bench.skipped["dav"] = "failed: " + "; ".join(failed)
+    elif p.returncode != 0:
+        bench.skipped["dav"] = f"failed: dav_bench.py exited {p.returncode}"
+    try:
+        with open(out_md) as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def main():
@@ -942,7 +1671,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     ap.add_argument("--mailfs", metavar="BIN", help="mailfs binary (default build/fs/mailfs)")
     ap.add_argument("--only", default="", metavar="LIST",
-                    help="comma-separated subset of: " + ",".join(c.name for c in CONTENDERS))
+                    help="comma-separated subset of: " + ",".join(c.name for c in CONTENDERS)
+                    + " (resync needs mbsync and/or mailfs, mount needs mailfs)")
     ap.add_argument("--out", metavar="FILE", help="also write the Markdown report here")
     ap.add_argument("--json", metavar="FILE", help="also write every value as JSON")
     ap.add_argument("--seed", type=int, default=corpus.SEED)
@@ -957,6 +1687,17 @@ def main():
                          "(loop), the temporary directory (tmpdir), or loop only when the "
                          "temporary directory is on ext4 without a journal (auto, default; "
                          "see DestFs)")
+    ap.add_argument("--read-reps", type=int, default=3, metavar="N",
+                    help="mount: timed repetitions of each read command per run and side "
+                         "(the run's value is their median; default 3)")
+    ap.add_argument("--deliveries", type=int, default=DELIVERIES, metavar="N",
+                    help=f"mount: messages delivered per run for the latency (default "
+                         f"{DELIVERIES}; 0: none)")
+    ap.add_argument("--dav", action="store_true",
+                    help="also run tests/bench/dav_bench.py (CalDAV/CardDAV vs vdirsyncer, "
+                         "4,700 items per unit of --scale) and fold its results in")
+    ap.add_argument("--dav-server", choices=("radicale", "xandikos", "both"),
+                    default="radicale", help="--dav: which server (default radicale)")
     ap.add_argument("--wait-idle", type=int, default=0, metavar="SECONDS",
                     help="wait up to this long for other processes to leave the CPUs idle")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -982,6 +1723,12 @@ def main():
     ctx.scale, ctx.seed = args.scale, args.seed
     ctx.tmp = tempfile.mkdtemp(prefix="mailfs-bench-", dir=args.tmpdir)
     ctx.server = ctx.dest = None
+    ctx.handover = {}
+    ctx.changes = ServerChanges(ctx)
+    # Resync and MountReads work on the destinations of the initial syncs of
+    # the same run: mbsync's Maildir and mailfs's store are then both kept
+    # until the end of the run.
+    ctx.handover_wanted = not only or bool(only & {"resync", "mount"})
     status = 1
     try:
         ctx.pwfile = os.path.join(ctx.tmp, "password")
@@ -993,8 +1740,10 @@ def main():
         ctx.server.start()
         log(f"dovecot on {ctx.server.host}:{ctx.server.port} in {ctx.server.basedir}")
         ctx.stats = corpus.load(ctx.server, USER, args.scale, args.seed, log=log)
+        ctx.expect_messages, ctx.expect_bytes = ctx.stats.messages, ctx.stats.bytes
         os.sync()
-        size = (int(ctx.stats.bytes * 1.5) + 2**31) // 2**20 * 2**20
+        copies = 2.3 if ctx.handover_wanted else 1.5
+        size = (int(ctx.stats.bytes * copies) + 2**31) // 2**20 * 2**20
         ctx.dest = DestFs(ctx.tmp, args.dest_fs, size, log)
         bench.dest_describe = ctx.dest.describe
 
@@ -1004,11 +1753,24 @@ def main():
                 continue
             c = cls(bench, ctx)
             why = c.setup()
+            active = {x.name for x in contenders}
+            if not why and c.name == "resync" and not active & {"mbsync", "mailfs"}:
+                why = "needs mbsync or mailfs (their destinations of the same run)"
+            if not why and c.name == "mount" and "mailfs" not in active:
+                why = "needs mailfs (the mount is on the store of its initial sync)"
             if why:
                 bench.skipped[c.name] = why
                 log(f"{c.name}: skipped — {why}")
             else:
                 contenders.append(c)
+        ctx.contenders = {c.name: c for c in contenders}
+        ctx.handover_wanted = bool(ctx.contenders.keys() & {"resync", "mount"})
+        if getattr(ctx, "mailfs_bin", None):
+            mach["mailfs"] = (_first_line([ctx.mailfs_bin, "--version"])
+                              + f" ({ctx.mailfs_from}, built "
+                              + time.strftime("%Y-%m-%d %H:%M",
+                                              time.localtime(os.stat(ctx.mailfs_from).st_mtime))
+                              + ")")
         # A busy machine (another engineer's fuzzer or build) skews everything.
         cpus, top = other_load_now()
         deadline = time.monotonic() + args.wait_idle
@@ -1023,19 +1785,21 @@ def main():
         load = OtherLoad()
         # Warm Dovecot: one full FETCH of everything (indexes, page cache).
         secs, n, nbytes, _ = raw_fetch(ctx.server.host, ctx.server.port, USER, PASSWORD,
-                                    corpus.FOLDER_NAMES)
+                                       corpus.FOLDER_NAMES)
         log(f"warm-up: fetched {n} messages, {nbytes / 1e9:.3f} GB in {secs:.2f} s")
         if n != ctx.stats.messages or nbytes != ctx.stats.bytes:
             raise RuntimeError(f"warm-up fetched {n} messages / {nbytes} bytes, the "
                                f"corpus has {ctx.stats.messages} / {ctx.stats.bytes}")
 
         failed = False
+        notes = []
         for i in range(args.runs):
             for c in list(contenders):
                 before = {k: len(v) for k, v in bench.values.items()}
                 try:
                     c.run(i)
-                except (RuntimeError, OSError) as e:
+                except (RuntimeError, OSError, subprocess.SubprocessError, sqlite3.Error,
+                        imaplib.IMAP4.error) as e:
                     # One broken contender (a mailfs under construction) must not
                     # cost the others' figures: report it and go on.
                     log(f"run {i + 1}/{args.runs} {c.name}: FAILED: {e}")
@@ -1049,12 +1813,31 @@ def main():
                 got = ", ".join(f"{k} {v[-1]:.3f}" for k, v in bench.values.items()
                                 if len(v) > before.get(k, 0))
                 log(f"run {i + 1}/{args.runs} {c.name}: {got}")
+            try:
+                end_round(ctx)
+            except Exception as e:  # the server is not the corpus any more: stop
+                log(f"run {i + 1}/{args.runs}: reverting the server changes FAILED: {e}")
+                notes.append(f"**reverting the server changes after run {i + 1} failed "
+                             f"({e}): later runs not made**")
+                failed = True
+                break
+        dav_md = None
+        metrics, ratios = METRICS, RATIOS
+        if args.dav:
+            servers = ["radicale", "xandikos"] if args.dav_server == "both" else [args.dav_server]
+            dm, dr = dav_rows(servers, sum(dav_sizes(args.scale)))
+            metrics, ratios = METRICS + dm, RATIOS[:-3] + dr + RATIOS[-3:]
+            dav_md = run_dav(args, ctx, bench, log)
+            failed = failed or "dav" in bench.skipped
         elapsed = time.monotonic() - t_start
         cpus, top = load.result()
-        extra = [f"whole benchmark run: {elapsed:.0f} s (including corpus load and warm-up)",
+        extra = [f"whole benchmark run: {elapsed:.0f} s (including corpus load and warm-up"
+                 + (", and the DAV benchmark)" if args.dav else ")"),
                  f"other processes during the measurements: {describe_load(cpus, top)}"
-                 + ("" if cpus <= 0.1 else " — **the machine was not idle: figures skewed**")]
-        md = report(bench, mach, ctx.stats, args.scale, args.runs, extra)
+                 + ("" if cpus <= 0.1 else " — **the machine was not idle: figures skewed**")
+                 ] + notes
+        md = report(bench, mach, ctx.stats, args.scale, args.runs, extra, metrics, ratios,
+                    dav_md)
         print(md)
         if args.out:
             with open(args.out, "w") as f:
@@ -1073,6 +1856,8 @@ def main():
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        for mnt, p in list(_mounts.items()):
+            unmount(mnt, p, timeout=10)
         for p in list(_children):
             _kill(p)
         if ctx.server is not None:
