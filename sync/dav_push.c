@@ -528,33 +528,24 @@ push_put(struct dav_driver *dd, struct journal_entry *e, struct sync_error *err)
     int status = res.status;
     dav_result_free(&res);
     bool written = r == 0;
-    if (!written && status == 412 && resend) {
-        /* Sent before a crash: a new item is there (its name is ours); an
-         * edit is ours when the server holds exactly what we send. */
+    if (!written && status == 412 && (resend || creating)) {
+        /* Maybe ours already: sent before a crash (resend), or sent again
+         * by libcurl itself when a kept-alive connection died before any
+         * answer. A new item is ours when it was in flight (its name is
+         * ours) or when the server holds exactly what we send; else another
+         * item has the UID (refused below). An edit is ours when the server
+         * holds exactly what we send. */
         char *tag = NULL;
         int st3 = 0;
-        if (read_back(dd, target, &back, &tag, &st3, err) < 0) {
+        if (read_back(dd, target, &back, &tag, &st3, err) < 0 && (resend || st3 != 404)) {
             free(target);
             rc = st3 == 404 ? refuse_now(dd, e, STORE_ITEM_CONFLICT,
                                          "deleted on the server while being replaced", err)
                             : -1;
             goto out;
         }
-        written = creating || (back.len == b.len && memcmp(back.data, b.data, b.len) == 0);
-        free(tag);
-    } else if (!written && status == 412 && creating) {
-        /* libcurl sends a request again by itself when a kept-alive
-         * connection dies before any answer: our own first PUT may be what
-         * the name holds now. It is when the server holds exactly what we
-         * send; else another item has the UID (refused below). */
-        char *tag = NULL;
-        int st3 = 0;
-        if (read_back(dd, target, &back, &tag, &st3, err) < 0 && st3 != 404) {
-            free(target);
-            rc = -1;
-            goto out;
-        }
-        written = st3 != 404 && back.len == b.len && memcmp(back.data, b.data, b.len) == 0;
+        bool same = st3 != 404 && back.len == b.len && memcmp(back.data, b.data, b.len) == 0;
+        written = (creating && resend) || same;
         free(tag);
     }
     if (!written) {
