@@ -641,6 +641,30 @@ upload_prepare(struct imap_driver *id, struct upload *u, struct sync_error *err)
     return 1;
 }
 
+/* An upload's item moved to folder_id after it was loaded: send it there.
+ * 0, or -1 when that folder cannot take it now (the next push retries). */
+static int
+upload_refolder(struct imap_driver *id, struct upload *u, int64_t folder_id)
+{
+    struct store *st = store_of(id);
+    struct store_folder f;
+    if (store_folder_get(st, folder_id, &f) != STORE_OK)
+        return -1;
+    char *at = NULL;
+    if (f.local_only || !f.server_name ||
+        journal_name_at(st, u->e.id, f.server_name, f.delimiter, &at) != STORE_OK) {
+        free(at);
+        store_folder_clear(&f);
+        return -1;
+    }
+    free(f.server_name);
+    f.server_name = at;
+    store_folder_clear(&u->folder);
+    u->folder = f;
+    u->item.folder_id = folder_id;
+    return 0;
+}
+
 static int
 appenduid(struct imap_conn *c, uint32_t *uidvalidity, uint32_t *uid)
 {
@@ -889,7 +913,16 @@ push_uploads(struct imap_driver *id, struct journal_entry *first, int64_t *after
         int64_t gen = -1;
         bool staged = true;
         store_item_gen(st, u->e.item_id, &gen, &staged);
-        if (gen != u->gen || staged) {
+        /* Moved to another folder since it was read: the move was journaled
+         * against the old UID, so the new version goes where the item is
+         * now (as if the move had come first). */
+        struct store_item now;
+        bool moved = false;
+        if (store_item_get(st, u->e.item_id, &now) != STORE_OK)
+            moved = true; /* gone: the next push drops it */
+        else if (now.folder_id != u->item.folder_id)
+            moved = upload_refolder(id, u, now.folder_id) != 0;
+        if (gen != u->gen || staged || moved) {
             u->deferred = true;
             u->tag = UINT32_MAX;
             *deferred = true;
