@@ -51,6 +51,9 @@ struct store *mount_store(struct mount *m);
 const char *mount_mode_name(enum store_mode mode);
 /* The account is online (not offline; connected or trying to be). */
 bool mount_online(struct mount *m);
+/* Online and the mail server not found unreachable: a message kept in part
+ * can be fetched whole. */
+bool mount_mail_reachable(struct mount *m);
 /* The user looked into a folder: it syncs next if a pass is under way. */
 void mount_opened(struct mount *m, int64_t folder_id);
 /* errno for a store status (EIO when nothing more precise fits). */

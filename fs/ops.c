@@ -114,6 +114,12 @@ mount_online(struct mount *m)
     return m->sync && !sync_is_offline(m->sync);
 }
 
+bool
+mount_mail_reachable(struct mount *m)
+{
+    return m->sync && sync_mail_reachable(m->sync);
+}
+
 /* The size a file shows. A message kept in part shows its whole size while
  * online (reading it fetches the whole message, so cat, cp and stat agree)
  * and the size of the part kept here while offline or while the server
@@ -122,8 +128,7 @@ mount_online(struct mount *m)
 static int64_t
 item_size(struct mount *m, bool partial, int64_t size, int64_t full_size)
 {
-    return partial && full_size > size && m->sync && sync_mail_reachable(m->sync) ? full_size
-                                                                                 : size;
+    return partial && full_size > size && mount_mail_reachable(m) ? full_size : size;
 }
 
 static bool
@@ -403,7 +408,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     bool partial = false;
     if (fd < 0)
         fd = store_content_open_any(st, store_ino_id(ino), &partial);
-    if (((fd >= 0 && partial) || fd == -ENOENT) && m->sync && sync_mail_reachable(m->sync)) {
+    if (((fd >= 0 && partial) || fd == -ENOENT) && mount_mail_reachable(m)) {
         /* Read while online: fetch it whole (once, then kept), waiting a
          * few seconds at most; else the part kept here is what there is.
          * A content file lost from the store is asked for the same way. */

@@ -493,7 +493,7 @@ whole_before_write(struct mount *m, struct store *st, fuse_ino_t ino)
             close(fd);
         if (fd < 0 || !partial)
             return 0;
-        if (attempt > 0 || !m->sync || !sync_mail_reachable(m->sync)) {
+        if (attempt > 0 || !mount_mail_reachable(m)) {
             log_warn("item %lld: not written: only part of the message is here (the whole "
                      "one comes online)", (long long)store_ino_id(ino));
             return EAGAIN;

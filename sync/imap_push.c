@@ -279,6 +279,34 @@ flags_ctx_free(struct flags_ctx *fc)
 
 /* ---- removing messages (rm, the old copy of an edit or a move) ---- */
 
+/* Whether the server reported exactly `flags` (text as stored, any order)
+ * for uid in fc: a change on the server that only repeats ours. */
+static bool
+server_flags_are(const struct flags_ctx *fc, uint32_t uid, const char *flags)
+{
+    char *want = flags_parse(flags, strlen(flags));
+    bool same = false;
+    for (size_t k = 0; want && k < fc->n; k++)
+        if (fc->v[k].uid == uid && fc->v[k].flags && strcmp(fc->v[k].flags, want) == 0)
+            same = true;
+    free(want);
+    return same;
+}
+
+/* f's server name as it was when journal entry entry_id was made (renames
+ * queued after it are still to come and take its messages along). */
+static enum store_status
+name_when_queued(struct store *st, int64_t entry_id, struct store_folder *f)
+{
+    if (!f->server_name)
+        return STORE_OK;
+    char *at = NULL;
+    enum store_status s = journal_name_at(st, entry_id, f->server_name, f->delimiter, &at);
+    free(f->server_name);
+    f->server_name = at;
+    return s;
+}
+
 /* With CONDSTORE, mark each deletion that knows the MODSEQ the user saw
  * \Deleted only if unchanged since; modified[i] for those the server had
  * changed (they stay). 0 or -1. */
@@ -322,21 +350,13 @@ mark_checked(struct imap_driver *id, const struct journal_entry *batch, size_t n
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *sp = modified[i] && batch[i].base ? strchr(batch[i].base, ' ') : NULL;
-        if (!sp)
+        if (!sp || !server_flags_are(&fc, batch[i].uid, sp + 1))
             continue;
-        for (size_t k = 0; k < fc.n; k++) {
-            if (fc.v[k].uid != batch[i].uid || !fc.v[k].flags)
-                continue;
-            char *seen = flags_parse(sp + 1, strlen(sp + 1));
-            if (seen && strcmp(seen, fc.v[k].flags) == 0) {
-                log_info("delete of UID %u in %s: the server's change was ours; deleting",
-                         batch[i].uid, batch[i].src);
-                modified[i] = false;
-                uint32_t t2 = imap_cmd(c, "UID STORE %u +FLAGS.SILENT (\\Deleted)", batch[i].uid);
-                rc = imap_wait(c, t2, NULL, NULL, NULL, err);
-            }
-            free(seen);
-        }
+        log_info("delete of UID %u in %s: the server's change was ours; deleting",
+                 batch[i].uid, batch[i].src);
+        modified[i] = false;
+        uint32_t t2 = imap_cmd(c, "UID STORE %u +FLAGS.SILENT (\\Deleted)", batch[i].uid);
+        rc = imap_wait(c, t2, NULL, NULL, NULL, err);
     }
     flags_ctx_free(&fc);
     return rc;
@@ -616,11 +636,7 @@ upload_prepare(struct imap_driver *id, struct upload *u, struct sync_error *err)
     }
     /* The folder as it was named when the upload was queued: a rename
      * queued after it comes later (and takes the message along). */
-    char *at = NULL;
-    s = journal_name_at(st, u->e.id, u->folder.server_name, u->folder.delimiter, &at);
-    free(u->folder.server_name);
-    u->folder.server_name = at;
-    if (s != STORE_OK)
+    if (name_when_queued(st, u->e.id, &u->folder) != STORE_OK)
         return imap_sync_store_fail(err, st, "reading the journal");
     bool staged = false;
     if (store_item_gen(st, u->e.item_id, &u->gen, &staged) != STORE_OK)
@@ -650,15 +666,10 @@ upload_refolder(struct imap_driver *id, struct upload *u, int64_t folder_id)
     struct store_folder f;
     if (store_folder_get(st, folder_id, &f) != STORE_OK)
         return -1;
-    char *at = NULL;
-    if (f.local_only || !f.server_name ||
-        journal_name_at(st, u->e.id, f.server_name, f.delimiter, &at) != STORE_OK) {
-        free(at);
+    if (f.local_only || !f.server_name || name_when_queued(st, u->e.id, &f) != STORE_OK) {
         store_folder_clear(&f);
         return -1;
     }
-    free(f.server_name);
-    f.server_name = at;
     store_folder_clear(&u->folder);
     u->folder = f;
     u->item.folder_id = folder_id;
@@ -1089,16 +1100,10 @@ push_move(struct imap_driver *id, struct journal_entry *e, struct sync_error *er
     struct store_folder dst;
     if (s != STORE_OK || store_folder_get(st, it.folder_id, &dst) != STORE_OK)
         return imap_sync_store_fail(err, st, "reading a moved item");
-    if (dst.server_name) {
-        /* Where it went as the folder was named then (see upload_prepare). */
-        char *at = NULL;
-        s = journal_name_at(st, e->id, dst.server_name, dst.delimiter, &at);
-        free(dst.server_name);
-        dst.server_name = at;
-        if (s != STORE_OK) {
-            store_folder_clear(&dst);
-            return imap_sync_store_fail(err, st, "reading the journal");
-        }
+    /* Where it went as the folder was named then (see upload_prepare). */
+    if (name_when_queued(st, e->id, &dst) != STORE_OK) {
+        store_folder_clear(&dst);
+        return imap_sync_store_fail(err, st, "reading the journal");
     }
     int rc = 0;
     if (dst.local_only || !dst.server_name) {
@@ -1355,15 +1360,7 @@ push_flags(struct imap_driver *id, struct journal_entry *first, int64_t *after,
                 continue;
             /* The server holds the flags we send: our own change reached it
              * before (sent before a crash), not a clash. */
-            char *want = flags_parse(batch[i].arg ? batch[i].arg : "",
-                                     batch[i].arg ? strlen(batch[i].arg) : 0);
-            bool ours = false;
-            for (size_t k = 0; want && k < fc.n; k++)
-                if (fc.v[k].uid == batch[i].uid && fc.v[k].flags &&
-                    strcmp(fc.v[k].flags, want) == 0)
-                    ours = true;
-            free(want);
-            if (ours)
+            if (server_flags_are(&fc, batch[i].uid, batch[i].arg ? batch[i].arg : ""))
                 continue;
             rc = keep_conflict(id, batch[i].item_id,
                                "its flags were changed on the server after you changed them "
