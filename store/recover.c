@@ -1,9 +1,11 @@
 /* recover: finishing what a crash interrupted, when the store is opened by
  * the process that owns it (the mount or a one-shot sync): staged content
- * whose row was committed is put in place, drafts that never committed are
- * removed (their writer never got a successful close), and tmp/ is
- * emptied. */
+ * whose row was committed is put in place, drafts that were written but
+ * not yet committed are committed (each write was durable when it returned:
+ * store/draft.h), and tmp/ is emptied. */
 #include "store/store_p.h"
+
+#include "store/draft.h"
 
 #include "common/log.h"
 #include "common/util.h"
@@ -84,25 +86,36 @@ store_recover(struct store *st)
         else
             store_rollback(st);
     }
-    /* Drafts whose commit never happened (their writer never saw a
-     * successful close). */
+    /* Drafts written but not committed: the writer was told its bytes
+     * were kept. Listed first: committing renames files in drafts/. */
+    struct staged_ids written = {0};
     char *drafts = xasprintf("%s/drafts", st->dir);
     DIR *d = opendir(drafts);
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        int64_t id = strtoll(e->d_name, NULL, 10);
-        if (is_staged(&staged, id))
-            continue;
-        char *p = xasprintf("%s/%s", drafts, e->d_name);
-        log_info("removing an uncommitted draft of item %lld", (long long)id);
-        unlink(p);
-        free(p);
+        char *end;
+        long long id = strtoll(e->d_name, &end, 10);
+        if (*end || id <= 0) {
+            char *p = xasprintf("%s/%s", drafts, e->d_name);
+            log_info("removing %s: not a draft of mailfs", p);
+            unlink(p);
+            free(p);
+        } else if (!is_staged(&staged, id)) {
+            collect(&written, id);
+        }
     }
     if (d)
         closedir(d);
     free(drafts);
+    for (size_t i = 0; i < written.n; i++) {
+        int de = store_draft_recover(st, written.v[i]);
+        if (de < 0)
+            log_warn("item %lld: committing what was written: %s (kept for the next start)",
+                     (long long)written.v[i], strerror(-de));
+    }
+    free(written.v);
     char *tmp = xasprintf("%s/tmp", st->dir);
     empty_dir(tmp);
     free(tmp);

@@ -1844,7 +1844,10 @@ store_reindex(const char *dir, store_say_fn say, void *ctx, struct store_reindex
         return r;
     store_set_recording(st, false);
     rx.st = st;
-    r = run_pass(&rx);
+    /* Drafts on disk hold writes that returned: committed, not swept. */
+    r = store_recover(st);
+    if (r == STORE_OK)
+        r = run_pass(&rx);
     res->found = rx.found;
     res->repaired = rx.repaired;
     res->lost = rx.lost;

@@ -476,7 +476,8 @@ test_staged_content_put_in_place(void)
     sql("UPDATE items SET staged = 1, size = 22, state = 3 WHERE id = %lld", (long long)id);
     journal(JOURNAL_APPEND, id, inbox, NULL, 0, NULL);
     struct store_reindex_result res = reindex();
-    CHECK(res.found == 1 && res.repaired == 1);
+    /* Finished by the recovery that runs first, before the checks. */
+    CHECK(res.found == 0 && res.remaining == 0);
     char *w = cpath(id, "");
     char *got = read_file(w);
     CHECK_STR(got, "Subject: new\r\n\r\nstaged");
@@ -699,13 +700,18 @@ test_stray_files(void)
     write_file(draft2, "x");
     write_file(tmp, "x");
     struct store_reindex_result res = reindex();
-    CHECK(res.found == 7 && res.repaired == 7);
+    /* The draft of a is what a write through the mount left before a crash:
+     * committed as a's new content (and journaled), not swept; the draft
+     * of an item that does not exist is removed, by the recovery that runs
+     * before the checks. */
+    CHECK(res.found == 4 && res.repaired == 4); /* tmp/ is emptied by recovery too */
     CHECK(fsize(orphan) == -1 && fsize(orphan_p) == -1 && fsize(misplaced) == -1);
     CHECK(fsize(leftover) == -1 && fsize(draft) == -1 && fsize(draft2) == -1);
     CHECK(fsize(tmp) == -1);
     CHECK(fsize(sidecar) > 0);
     char *wa = cpath(a, ""), *pb = cpath(b, ".p");
-    CHECK(fsize(wa) == 4 && fsize(pb) == 2);
+    CHECK(fsize(wa) == 1 && fsize(pb) == 2);
+    CHECK(sql_int("SELECT count(*) FROM journal WHERE item_id = %lld", (long long)a) == 1);
     CHECK(said_has("no item refers to it: removed"));
     free(wa);
     free(pb);
