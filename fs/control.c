@@ -186,6 +186,9 @@ serve(void *arg)
         close(fd);
         return NULL;
     }
+    /* What was written is committed first: a sync pushes it, status
+     * counts it, a reset keeps it. */
+    write_commit_all(control_mount);
     if (strcmp(req, "sync") == 0 || strncmp(req, "sync ", 5) == 0) {
         const char *folder = req[4] ? req + 5 : NULL;
         char *msg = NULL;

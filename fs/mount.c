@@ -66,7 +66,7 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     char *err = NULL;
     struct cli_account acc = {0};
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-    bool session_mounted = false, handlers = false;
+    bool session_mounted = false, handlers = false, key_made = false;
 
     if (cli_open_account(cli, &acc) < 0)
         goto out;
@@ -124,7 +124,9 @@ cli_mount(const struct cli *cli, const char *mountpoint)
         goto out;
     }
     store_close(probe);
-    pthread_key_create(&m.store_key, close_store);
+    if (pthread_key_create(&m.store_key, close_store) != 0)
+        goto out;
+    key_made = true;
     pthread_mutex_init(&m.drafts_lock, NULL);
 
     build_args(&args, m.store_dir, cli->fuse_opts);
@@ -161,6 +163,10 @@ cli_mount(const struct cli *cli, const char *mountpoint)
         log_error("cannot start the notifier thread");
         goto out;
     }
+    if (write_start(&m) < 0) {
+        log_error("cannot start the committer thread");
+        goto out;
+    }
     log_info("mounted %s on %s", acct->name, mountpoint);
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(lc, 16);
@@ -170,8 +176,17 @@ cli_mount(const struct cli *cli, const char *mountpoint)
     rc = lr == 0 ? 0 : 1;
     log_info("unmounted %s", mountpoint);
 out:
-    if (m.store_dir)
+    write_stop(&m);
+    if (m.store_dir) {
         write_flush_all(&m);
+        /* This thread's connection, if the flush opened one: closed now,
+         * so the last close checkpoints the WAL (no thread exit will). */
+        struct store *own = key_made ? pthread_getspecific(m.store_key) : NULL;
+        if (own) {
+            pthread_setspecific(m.store_key, NULL);
+            store_close(own);
+        }
+    }
     if (m.se && atomic_load(&m.last_opened) > 0) {
         /* The next mount syncs this folder first. */
         struct store *st1;

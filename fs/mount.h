@@ -92,10 +92,19 @@ void write_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
  * descriptor of its bytes (>= 0, owned by the caller), else false / -1. */
 bool write_draft_size(struct mount *m, uint64_t ino, int64_t *size);
 int write_draft_fd(struct mount *m, uint64_t ino);
+/* How many files of folder_id were written and are not committed yet. */
+int64_t write_drafts_in(struct mount *m, struct store *st, int64_t folder_id);
 /* Set the account online or offline (kept in the store). 0 or an errno. */
 int mount_set_mode(struct mount *m, struct store *st, bool offline);
-/* Write every draft out (at unmount). */
+/* Commit every draft (before a control command acts); one that fails
+ * stays for a later try. */
+void write_commit_all(struct mount *m);
+/* Commit every draft and forget them (at unmount; one that fails is
+ * committed at the next start). */
 void write_flush_all(struct mount *m);
+/* The committer thread: drafts nobody writes to any more are committed. */
+int write_start(struct mount *m);
+void write_stop(struct mount *m);
 
 /* ---- notify.c: cache invalidation ---- */
 /* Called by the sync engine for each committed change and with NULL at the

@@ -557,7 +557,7 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
             if (js != STORE_OK)
                 *e = mount_errno(js);
             else
-                v = xasprintf("%lld", (long long)n);
+                v = xasprintf("%lld", (long long)(n + write_drafts_in(m, st, f.id)));
         }
         store_folder_clear(&f);
         return v;
@@ -569,6 +569,9 @@ xattr_value(struct mount *m, struct store *st, fuse_ino_t ino, const char *name,
         return NULL;
     }
     if (strcmp(name, "user.sync.state") == 0) {
+        int64_t drafted;
+        if (write_draft_size(m, ino, &drafted))
+            return xstrdup("pending"); /* written here, committed soon */
         char *why = NULL;
         if (it.state == STORE_ITEM_ERROR && store_item_error(st, it.id, &why) == STORE_OK &&
             why) {
