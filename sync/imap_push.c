@@ -1078,6 +1078,21 @@ exists_cb(void *ctx, const struct imap_response *r, struct sync_error *err)
     return 0;
 }
 
+/* A move whose item was deleted after it was queued: delete the message
+ * where it still is. */
+static int
+move_became_delete(struct imap_driver *id, struct journal_entry *e, struct sync_error *err)
+{
+    struct store *st = store_of(id);
+    e->op = JOURNAL_DELETE;
+    e->state = JOURNAL_QUEUED;
+    if (txn_begin(id, err) < 0)
+        return -1;
+    if (journal_update(st, e) != STORE_OK)
+        return txn_end(id, imap_sync_store_fail(err, st, "journal"), "", err);
+    return txn_end(id, 0, "move became delete", err);
+}
+
 static int
 push_move(struct imap_driver *id, struct journal_entry *e, struct sync_error *err)
 {
@@ -1087,25 +1102,34 @@ push_move(struct imap_driver *id, struct journal_entry *e, struct sync_error *er
         return drop_entry(id, e, "it has no copy on the server", err);
     struct store_item it;
     enum store_status s = store_item_get(st, e->item_id, &it);
-    if (s == STORE_NOTFOUND) {
-        /* Deleted after it was moved: delete it where it still is. */
-        e->op = JOURNAL_DELETE;
-        e->state = JOURNAL_QUEUED;
-        if (txn_begin(id, err) < 0)
-            return -1;
-        if (journal_update(st, e) != STORE_OK)
-            return txn_end(id, imap_sync_store_fail(err, st, "journal"), "", err);
-        return txn_end(id, 0, "move became delete", err);
-    }
-    struct store_folder dst;
-    if (s != STORE_OK || store_folder_get(st, it.folder_id, &dst) != STORE_OK)
+    struct store_folder dst = {0};
+    bool gone = s == STORE_NOTFOUND;
+    if (gone && e->state == JOURNAL_INFLIGHT && e->folder_id &&
+        store_folder_get(st, e->folder_id, &dst) == STORE_OK && dst.server_name &&
+        strcmp(dst.server_name, e->src) != 0) {
+        /* Deleted while this move was in flight at a crash: the message
+         * may be in the destination already. The move is settled first;
+         * the delete queued behind it takes the UID it ends with
+         * (journal_fill_uid), so no copy survives. */
+        memset(&it, 0, sizeof it);
+        it.id = e->item_id;
+        it.folder_id = dst.id;
+    } else if (gone) {
+        store_folder_clear(&dst);
+        return move_became_delete(id, e, err);
+    } else if (s != STORE_OK || store_folder_get(st, it.folder_id, &dst) != STORE_OK) {
         return imap_sync_store_fail(err, st, "reading a moved item");
+    }
     /* Where it went as the folder was named then (see upload_prepare). */
     if (name_when_queued(st, e->id, &dst) != STORE_OK) {
         store_folder_clear(&dst);
         return imap_sync_store_fail(err, st, "reading the journal");
     }
     int rc = 0;
+    if (gone && (!dst.server_name || strcmp(dst.server_name, e->src) == 0)) {
+        store_folder_clear(&dst);
+        return move_became_delete(id, e, err);
+    }
     if (dst.local_only || !dst.server_name) {
         rc = txn_begin(id, err);
         if (rc == 0)

@@ -153,6 +153,43 @@ def test_move_answer_lost(dovecot, mailfs_env, mount, run_mailfs, tmp_path):
 
 @pytest.mark.parametrize("dovecot", [s for s, _ in SERVERS], ids=[i for _, i in SERVERS],
                          indirect=True)
+def test_move_answer_lost_then_deleted(dovecot, mailfs_env, mount, run_mailfs, tmp_path):
+    """The moved file is deleted before the remounted daemon settles its
+    move: no copy may survive in either folder (the random SIGKILL test
+    found the moved copy coming back)."""
+    mailfs_env.configure(dovecot)
+    c = dovecot.client()
+    expected = populate_basic(c)
+    m, proxy = held_mount(dovecot, mailfs_env, mount, tmp_path, rb"^\S+ UID (MOVE|COPY) ")
+    wait_until(lambda: message_files(m.path) == expected, SYNC * SLOW, what="initial sync")
+    body = expected[QUARTERLY]
+    moved = "Archive/" + os.path.basename(QUARTERLY)
+    os.rename(m / QUARTERLY, m / moved)
+    crash_when_done(m, proxy, lambda: body in folder_bodies(c, "Archive"))
+
+    # the user deletes it while the server cannot be reached
+    dead = str(tmp_path / "dead.conf")
+    mailfs_env.write_config({"test": mailfs_env.account_for(dovecot,
+                                                              port=srvlib.free_port())},
+                            path=dead)
+    m = mount(config=dead)
+    os.unlink(m / moved)
+    m.unmount()
+
+    m = mount()
+    settle(run_mailfs, m)
+    assert [f for f, b in everywhere(c) if b == body] == [], \
+        "the deleted message is still on the server: %r" % [f for f, b in everywhere(c)
+                                                            if b == body]
+    files = message_files(m.path)
+    assert body not in files.values()
+    del expected[QUARTERLY]
+    assert files == expected
+    assert sorted(files.values()) == sorted(b for _, b in everywhere(c))
+
+
+@pytest.mark.parametrize("dovecot", [s for s, _ in SERVERS], ids=[i for _, i in SERVERS],
+                         indirect=True)
 def test_replace_answer_lost(dovecot, mailfs_env, mount, run_mailfs, tmp_path):
     mailfs_env.configure(dovecot)
     c = dovecot.client()
