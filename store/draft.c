@@ -294,8 +294,13 @@ store_draft_recover(struct store *st, int64_t item_id)
         close(fd);
         return e;
     }
-    if (same_as_content(st, item_id, fd)) {
-        /* Made for a write that never came: nothing changed. */
+    struct store_item it;
+    bool had_content = store_item_get(st, item_id, &it) == STORE_OK && it.size > 0;
+    if (same_as_content(st, item_id, fd) || (sb.st_size == 0 && had_content)) {
+        /* Made for a write that never came: nothing changed. An empty one
+         * is the truncate of `cp` or `>` onto the file whose bytes never
+         * followed: the file keeps its content rather than ending up empty
+         * (what ext4 does for the same pattern, auto_da_alloc). */
         close(fd);
         return unlink(path) < 0 ? -errno : 0;
     }

@@ -33,7 +33,8 @@ int store_draft_commit(struct store *st, int64_t item_id, int fd, int64_t size, 
                        int64_t date, int64_t *size_out);
 
 /* Commit the draft file of item_id found on disk at start (no writer holds
- * it). A draft equal to the content is only removed. 0 or -errno. */
+ * it). A draft equal to the content, or empty where the item has content
+ * (a truncate whose write never came), is only removed. 0 or -errno. */
 int store_draft_recover(struct store *st, int64_t item_id);
 
 #endif
