@@ -5,6 +5,7 @@
 
 #include "common/util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,90 @@
 struct dav_conn {
     struct http_conn *http;
     enum dav_kind kind;
-    char *base; /* normalised path of the base URL */
+    char *base;   /* normalised path of the base URL */
+    char *origin; /* "scheme://host[:port] user": whose listings may be shared */
 };
+
+/* ---- one home listing for both services ----
+ * Most servers keep a user's calendars and address books in one home
+ * (Radicale, Xandikos), and listing it is the costly request of a sync with
+ * no change: the server computes a sync token from every item of every
+ * collection. The CalDAV and CardDAV drivers of an account list it back to
+ * back in each pass, so the first listing (made with the properties both
+ * need) is kept for the other, once, and only for HOME_SHARE_MS. */
+
+#define HOME_SHARE_MS 300
+
+struct home_entry {
+    char *href;        /* owned */
+    unsigned rt;       /* DAV_RT_* */
+    char *displayname; /* owned, may be NULL */
+    bool comps_known;
+    unsigned comps;
+    char *token;       /* owned, may be NULL */
+};
+
+static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *share_key;              /* owned: origin + home; NULL when empty */
+static int64_t share_at;             /* util_now_ms() of the listing */
+static struct home_entry *share_v;   /* owned */
+static size_t share_n;
+
+static void
+home_entries_free(struct home_entry *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].href);
+        free(v[i].displayname);
+        free(v[i].token);
+    }
+    free(v);
+}
+
+static void
+home_share_clear(void)
+{
+    pthread_mutex_lock(&share_lock);
+    home_entries_free(share_v, share_n);
+    free(share_key);
+    share_key = NULL;
+    share_v = NULL;
+    share_n = 0;
+    pthread_mutex_unlock(&share_lock);
+}
+
+/* Keep a listing (takes ownership of v). */
+static void
+home_share_put(const char *key, struct home_entry *v, size_t n)
+{
+    pthread_mutex_lock(&share_lock);
+    home_entries_free(share_v, share_n);
+    free(share_key);
+    share_key = xstrdup(key);
+    share_at = util_now_ms();
+    share_v = v;
+    share_n = n;
+    pthread_mutex_unlock(&share_lock);
+}
+
+/* Take the kept listing of key if it is fresh (the caller owns it), else
+ * NULL. It is taken once: the next pass lists again. */
+static struct home_entry *
+home_share_take(const char *key, size_t *n)
+{
+    struct home_entry *v = NULL;
+    pthread_mutex_lock(&share_lock);
+    if (share_key && strcmp(share_key, key) == 0 && util_now_ms() - share_at <= HOME_SHARE_MS) {
+        v = share_v;
+        *n = share_n;
+        free(share_key);
+        share_key = NULL;
+        share_v = NULL;
+        share_n = 0;
+    }
+    pthread_mutex_unlock(&share_lock);
+    return v;
+}
 
 int
 dav_open(const struct http_config *cfg, enum dav_kind kind, struct dav_conn **out,
@@ -34,6 +117,11 @@ dav_open(const struct http_config *cfg, enum dav_kind kind, struct dav_conn **ou
     c->base = dav_href_normalize(http_base_path(h), "/");
     if (!c->base)
         c->base = xstrdup("/");
+    const char *u = cfg->base_url ? cfg->base_url : "";
+    const char *host = strstr(u, "://");
+    const char *path = host ? strchr(host + 3, '/') : NULL;
+    c->origin = xasprintf("%.*s %s", (int)(path ? (size_t)(path - u) : strlen(u)), u,
+                          cfg->user ? cfg->user : "");
     *out = c;
     return 0;
 }
@@ -45,7 +133,9 @@ dav_close(struct dav_conn *c)
         return;
     http_close(c->http);
     free(c->base);
+    free(c->origin);
     free(c);
+    home_share_clear();
 }
 
 void
@@ -251,24 +341,37 @@ add_collection(struct dav_conn *c, struct dav_collections *l, const char *href,
 struct home_ctx {
     struct dav_conn *c;
     struct dav_collections *out;
+    struct home_entry *all; /* owned: every member, for home_share_put */
+    size_t nall;
 };
+
+/* A member of a home: a collection of c's kind is added to out. */
+static void
+home_member(struct dav_conn *c, struct dav_collections *out, const struct home_entry *e)
+{
+    if (!of_kind(c, e->rt) || (e->rt & (DAV_RT_SCHEDULE_INBOX | DAV_RT_SCHEDULE_OUTBOX)))
+        return;
+    add_collection(c, out, e->href, e->displayname, e->comps_known, e->comps, NULL, e->token);
+}
 
 static int
 home_cb(void *ctx, const struct dav_response *r, struct sync_error *err)
 {
     struct home_ctx *h = ctx;
-    if (r->prop[DAV_PROP_RESOURCETYPE].status != 200 || !of_kind(h->c, r->resourcetype) ||
-        (r->resourcetype & (DAV_RT_SCHEDULE_INBOX | DAV_RT_SCHEDULE_OUTBOX)))
+    if (r->prop[DAV_PROP_RESOURCETYPE].status != 200)
         return 0;
-    char *name = prop_dup(r, DAV_PROP_DISPLAYNAME);
-    char *ctag = prop_dup(r, DAV_PROP_GETCTAG);
-    char *token = prop_dup(r, DAV_PROP_SYNC_TOKEN);
-    add_collection(h->c, h->out, r->href, name,
-                   r->prop[DAV_PROP_SUPPORTED_COMPS].status == 200, r->comps, ctag,
-                   token);
-    free(name);
-    free(ctag);
-    free(token);
+    struct home_entry e = {
+        .href = xstrdup(r->href),
+        .rt = r->resourcetype,
+        .displayname = prop_dup(r, DAV_PROP_DISPLAYNAME),
+        .comps_known = r->prop[DAV_PROP_SUPPORTED_COMPS].status == 200,
+        .comps = r->comps,
+        .token = prop_dup(r, DAV_PROP_SYNC_TOKEN),
+    };
+    home_member(h->c, h->out, &e);
+    /* Kept for the other service's driver (of the other kind). */
+    h->all = xrealloc(h->all, (h->nall + 1) * sizeof *h->all);
+    h->all[h->nall++] = e;
     return 0;
 }
 
@@ -409,15 +512,32 @@ dav_discover(struct dav_conn *c, struct dav_collections *out, struct sync_error 
         char *nl = strchr(h, '\n');
         if (nl)
             *nl = '\0';
-        struct home_ctx hc = {c, out};
-        struct http_response resp;
-        http_response_init(&resp);
-        int hr =
-            xml_request(c, HTTP_PROPFIND, h, "1", dav_xml_propfind(collection_mask(c)),
-                        false, home_cb, &hc, NULL, &resp, SYNC_SCOPE_ACCOUNT, err);
-        http_response_free(&resp);
-        if (hr < 0)
-            goto out;
+        char *norm = dav_href_normalize(h, "/");
+        char *key = xasprintf("%s %s", c->origin, norm ? norm : h);
+        free(norm);
+        size_t nshared = 0;
+        struct home_entry *shared = home_share_take(key, &nshared);
+        if (shared) {
+            for (size_t i = 0; i < nshared; i++)
+                home_member(c, out, &shared[i]);
+            home_entries_free(shared, nshared);
+        } else {
+            struct home_ctx hc = {c, out, NULL, 0};
+            struct http_response resp;
+            http_response_init(&resp);
+            /* What both kinds need, so that the listing can be shared. */
+            unsigned mask = collection_mask(c) | DAV_PROP_BIT(DAV_PROP_SUPPORTED_COMPS);
+            int hr = xml_request(c, HTTP_PROPFIND, h, "1", dav_xml_propfind(mask), false,
+                                 home_cb, &hc, NULL, &resp, SYNC_SCOPE_ACCOUNT, err);
+            http_response_free(&resp);
+            if (hr < 0) {
+                home_entries_free(hc.all, hc.nall);
+                free(key);
+                goto out;
+            }
+            home_share_put(key, hc.all, hc.nall);
+        }
+        free(key);
         h = nl ? nl + 1 : NULL;
     }
     if (default_cal)

@@ -448,3 +448,43 @@ def test_non_ascii_and_space_hrefs(dav, mount, run_mailfs):
     assert files(d) == ["2026-01-05 10.00 Termin eins.ics"]
     assert state(d / "2026-01-05 10.00 Termin eins.ics") == "synced"
     assert read(d / "2026-01-05 10.00 Termin eins.ics") == dav.get(cal + "termin ä 1.ics")
+
+
+def test_no_change_sync_lists_each_home_once(dav, mount, run_mailfs):
+    """The CalDAV and the CardDAV driver share one listing of a home both
+    name (Radicale keeps calendars and address books in /user/): a sync with
+    no change lists each home once, and both trees stay whole."""
+    import re
+    import sys
+    import urllib.parse
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tools"))
+    from faultproxy import FaultProxy
+    dav.put(dav.cal + "e1.ics", event("e1", "Kept"))
+    dav.put(dav.book + "c1.vcf", vcard("c1", "Anna Kept"))
+    u = urllib.parse.urlsplit(dav.url)
+    p = FaultProxy(u.hostname, u.port, record=True)
+    try:
+        url = "%s://127.0.0.1:%d%s" % (u.scheme, p.port, u.path or "/")
+        dav.configure(caldav=url, carddav=url)
+        m = dav.mount(mount, run_mailfs)
+        sync(run_mailfs, m)
+        mark = p.mark()
+        sync(run_mailfs, m)
+        sent = b"".join(p.since(mark))
+        homes = {dav.cal_home, dav.book_home}
+        listed = {}
+        for req in re.split(rb"(?=^[A-Z]+ /)", sent, flags=re.M):
+            head = req.split(b"\r\n\r\n", 1)[0]
+            first = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(first) < 2 or first[0] != "PROPFIND":
+                continue
+            path = urllib.parse.unquote(first[1])
+            if path in homes and re.search(rb"^Depth: *1\r?$", head, re.M | re.I):
+                listed[path] = listed.get(path, 0) + 1
+        assert listed == {h: 1 for h in homes}, listed
+        assert files(m / "Calendar") == ["2026-01-05 10.00 Kept.ics"]
+        assert files(m / "Contacts") == ["Anna Kept.vcf"]
+        m.unmount()
+    finally:
+        p.close()
