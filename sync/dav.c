@@ -26,8 +26,9 @@ struct dav_conn {
  * (Radicale, Xandikos), and listing it is the costly request of a sync with
  * no change: the server computes a sync token from every item of every
  * collection. The CalDAV and CardDAV drivers of an account list it back to
- * back in each pass, so the first listing (made with the properties both
- * need) is kept for the other, once, and only for HOME_SHARE_MS. */
+ * back in each pass, CalDAV first: its listing (which has every property
+ * CardDAV needs) is kept for the CardDAV driver, once, and only for
+ * HOME_SHARE_MS. */
 
 #define HOME_SHARE_MS 300
 
@@ -343,6 +344,8 @@ struct home_ctx {
     struct dav_collections *out;
     struct home_entry *all; /* owned: every member, for home_share_put */
     size_t nall;
+    const char *home;       /* the home listed */
+    bool self;              /* the home itself answered as a collection */
 };
 
 /* A member of a home: a collection of c's kind is added to out. */
@@ -360,6 +363,8 @@ home_cb(void *ctx, const struct dav_response *r, struct sync_error *err)
     struct home_ctx *h = ctx;
     if (r->prop[DAV_PROP_RESOURCETYPE].status != 200)
         return 0;
+    if (h->home && dav_href_equal(r->href, h->home) && (r->resourcetype & DAV_RT_COLLECTION))
+        h->self = true;
     struct home_entry e = {
         .href = xstrdup(r->href),
         .rt = r->resourcetype,
@@ -437,6 +442,100 @@ soft_failure(const struct sync_error *err, int status)
     return status != 0 && err->code == SYNC_ERR_SERVER;
 }
 
+/* List each home (one per line) with Depth 1 into out. 0, or -1 with *err
+ * (and *status, when not NULL: the HTTP status, 0 when none came; with
+ * status, a listing without the home itself as a collection fails too). */
+static int
+list_homes(struct dav_conn *c, const char *homes, struct dav_collections *out, int *status,
+           struct sync_error *err)
+{
+    char *copy = xstrdup(homes);
+    for (char *h = copy; h && *h;) {
+        char *nl = strchr(h, '\n');
+        if (nl)
+            *nl = '\0';
+        char *norm = dav_href_normalize(h, "/");
+        char *key = xasprintf("%s %s", c->origin, norm ? norm : h);
+        free(norm);
+        /* CalDAV lists first in a pass and needs the component sets
+         * anyway; CardDAV reads its listing, and asks for none of them
+         * (Xandikos: 37 ms with them, 19 ms without). */
+        const bool cal_kind = c->kind == DAV_KIND_CALDAV;
+        size_t nshared = 0;
+        struct home_entry *shared = cal_kind ? NULL : home_share_take(key, &nshared);
+        if (shared) {
+            for (size_t i = 0; i < nshared; i++)
+                home_member(c, out, &shared[i]);
+            home_entries_free(shared, nshared);
+        } else {
+            struct home_ctx hc = {c, out, NULL, 0, h, false};
+            struct http_response resp;
+            http_response_init(&resp);
+            int hr = xml_request(c, HTTP_PROPFIND, h, "1",
+                                 dav_xml_propfind(collection_mask(c)), false, home_cb, &hc,
+                                 NULL, &resp, SYNC_SCOPE_ACCOUNT, err);
+            if (status)
+                *status = resp.status;
+            http_response_free(&resp);
+            if (hr < 0) {
+                home_entries_free(hc.all, hc.nall);
+                free(key);
+                free(copy);
+                return -1;
+            }
+            if (status && !hc.self) {
+                /* A listing that is not of a collection (some servers
+                 * answer any path): not the home remembered. */
+                sync_error_set(err, SYNC_ERR_SERVER, SYNC_SCOPE_ACCOUNT, SYNC_RETRY_NEVER,
+                               "%s is no collection", h);
+                *status = 404;
+                home_entries_free(hc.all, hc.nall);
+                free(key);
+                free(copy);
+                return -1;
+            }
+            if (cal_kind)
+                home_share_put(key, hc.all, hc.nall);
+            else
+                home_entries_free(hc.all, hc.nall);
+        }
+        free(key);
+        h = nl ? nl + 1 : NULL;
+    }
+    free(copy);
+    return 0;
+}
+
+static void
+mark_default(struct dav_collections *out, const char *default_cal)
+{
+    if (default_cal)
+        for (size_t i = 0; i < out->n; i++)
+            if (dav_href_equal(out->v[i].href, default_cal))
+                out->v[i].is_default = true;
+}
+
+int
+dav_discover_known(struct dav_conn *c, const char *principal, const char *homes,
+                   const char *default_cal, struct dav_collections *out,
+                   struct sync_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int status = 0;
+    if (list_homes(c, homes, out, &status, err) < 0) {
+        dav_collections_free(out);
+        if (status == 0)
+            return -1; /* not reached: asking again would not help */
+        sync_error_clear(err);
+        return 0;
+    }
+    mark_default(out, default_cal);
+    out->principal = xstrdup(principal);
+    out->homes = xstrdup(homes);
+    out->default_cal = default_cal ? xstrdup(default_cal) : NULL;
+    return 1;
+}
+
 int
 dav_discover(struct dav_conn *c, struct dav_collections *out, struct sync_error *err)
 {
@@ -508,42 +607,13 @@ dav_discover(struct dav_conn *c, struct dav_collections *out, struct sync_error 
             goto out;
         }
     }
-    for (char *h = homes; h && *h;) {
-        char *nl = strchr(h, '\n');
-        if (nl)
-            *nl = '\0';
-        char *norm = dav_href_normalize(h, "/");
-        char *key = xasprintf("%s %s", c->origin, norm ? norm : h);
-        free(norm);
-        size_t nshared = 0;
-        struct home_entry *shared = home_share_take(key, &nshared);
-        if (shared) {
-            for (size_t i = 0; i < nshared; i++)
-                home_member(c, out, &shared[i]);
-            home_entries_free(shared, nshared);
-        } else {
-            struct home_ctx hc = {c, out, NULL, 0};
-            struct http_response resp;
-            http_response_init(&resp);
-            /* What both kinds need, so that the listing can be shared. */
-            unsigned mask = collection_mask(c) | DAV_PROP_BIT(DAV_PROP_SUPPORTED_COMPS);
-            int hr = xml_request(c, HTTP_PROPFIND, h, "1", dav_xml_propfind(mask), false,
-                                 home_cb, &hc, NULL, &resp, SYNC_SCOPE_ACCOUNT, err);
-            http_response_free(&resp);
-            if (hr < 0) {
-                home_entries_free(hc.all, hc.nall);
-                free(key);
-                goto out;
-            }
-            home_share_put(key, hc.all, hc.nall);
-        }
-        free(key);
-        h = nl ? nl + 1 : NULL;
-    }
-    if (default_cal)
-        for (size_t i = 0; i < out->n; i++)
-            if (dav_href_equal(out->v[i].href, default_cal))
-                out->v[i].is_default = true;
+    if (list_homes(c, homes, out, NULL, err) < 0)
+        goto out;
+    mark_default(out, default_cal);
+    out->homes = homes;
+    homes = NULL;
+    out->default_cal = default_cal;
+    default_cal = NULL;
     r = 0;
 out:
     probe_free(&p);
@@ -567,6 +637,8 @@ dav_collections_free(struct dav_collections *l)
     }
     free(l->v);
     free(l->principal);
+    free(l->homes);
+    free(l->default_cal);
     memset(l, 0, sizeof *l);
 }
 

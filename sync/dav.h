@@ -50,6 +50,8 @@ struct dav_collections {
     struct dav_collection *v; /* owned, n entries, in the server's order */
     size_t n;
     char *principal; /* owned; NULL when the URL was a collection */
+    char *homes;     /* owned: the home set, one per line; NULL as principal */
+    char *default_cal; /* owned; the default calendar, or NULL */
 };
 
 /* Find the calendars (CALDAV) or address books (CARDDAV). When the base URL
@@ -61,6 +63,15 @@ struct dav_collections {
  * list is no error. Errors: as http_request, plus SYNC_ERR_SERVER or
  * SYNC_ERR_PROTOCOL (scope ACCOUNT) when no principal or home can be found. */
 int dav_discover(struct dav_conn *c, struct dav_collections *out, struct sync_error *err);
+
+/* Discovery from what an earlier one found (principal, homes, default
+ * calendar): each home listed at once, skipping the probes. Returns 1 when
+ * that worked; 0 when the server answered a home with an error (moved,
+ * gone, refused: run dav_discover); -1 with *err when the server could not
+ * be reached (as http_request). */
+int dav_discover_known(struct dav_conn *c, const char *principal, const char *homes,
+                       const char *default_cal, struct dav_collections *out,
+                       struct sync_error *err);
 void dav_collections_free(struct dav_collections *l);
 
 /* --- changes -------------------------------------------------------------------- */

@@ -35,6 +35,9 @@
 #define MULTIGET_BATCH 200
 /* Items per store transaction while downloading. */
 #define APPLY_BATCH 200
+/* What discovery found is used again for this long: a sync with nothing new
+ * then costs one request per home instead of the probes of RFC 6764 too. */
+#define DISCOVERY_MAX_AGE (24 * 3600)
 
 static const char *const top_names[] = {
     [STORE_KIND_EVENTS] = "Calendar",
@@ -485,6 +488,55 @@ list_kind(struct dav_driver *dd, enum store_kind kind, struct sync_error *err)
     return rc;
 }
 
+/* Discovery: from what the last full one found (kept in the store's meta,
+ * for the same URL and user, at most DISCOVERY_MAX_AGE old), else the
+ * whole way, whose findings are then kept. The call outside any store
+ * transaction. */
+static int
+discover(struct dav_driver *dd, struct dav_collections *cols, struct sync_error *err)
+{
+    struct store *st = dd->base.st;
+    const char *key = dd->kind == DAV_KIND_CALDAV ? "dav.caldav.where" : "dav.carddav.where";
+    const char *url = dd->cfg.base_url ? dd->cfg.base_url : "";
+    const char *user = dd->cfg.user ? dd->cfg.user : "";
+    char *kept = NULL;
+    if (store_meta_get(st, key, &kept) == STORE_OK && kept) {
+        /* "TIME\nURL\nUSER\nPRINCIPAL\nDEFAULT\nHOME..." */
+        char *f[5] = {0};
+        char *p = kept;
+        for (int i = 0; i < 5 && p; i++) {
+            f[i] = p;
+            p = strchr(p, '\n');
+            if (p)
+                *p++ = '\0';
+        }
+        long long at = f[0] ? strtoll(f[0], NULL, 10) : 0;
+        if (p && *p && f[4] && *f[3] && strcmp(f[1], url) == 0 && strcmp(f[2], user) == 0 &&
+            util_now() - at >= 0 && util_now() - at < DISCOVERY_MAX_AGE) {
+            int r = dav_discover_known(dd->conn, f[3], p, *f[4] ? f[4] : NULL, cols, err);
+            if (r != 0) {
+                free(kept);
+                return r < 0 ? -1 : 0;
+            }
+            log_info("%s: a home did not answer as before: discovering again", url);
+        }
+    }
+    free(kept);
+    if (dav_discover(dd->conn, cols, err) < 0)
+        return -1;
+    if (cols->principal && cols->homes) {
+        char *v = xasprintf("%lld\n%s\n%s\n%s\n%s\n%s", (long long)util_now(), url, user,
+                            cols->principal, cols->default_cal ? cols->default_cal : "",
+                            cols->homes);
+        if (!strchr(url, '\n') && !strchr(user, '\n') && !strchr(cols->principal, '\n') &&
+            (!cols->default_cal || !strchr(cols->default_cal, '\n')) &&
+            store_meta_set(st, key, v) != STORE_OK)
+            log_warn("keeping what discovery found: %s", store_errmsg(st));
+        free(v);
+    }
+    return 0;
+}
+
 static int
 op_list(struct sync_driver *d, struct sync_error *err)
 {
@@ -493,15 +545,15 @@ op_list(struct sync_driver *d, struct sync_error *err)
     for (size_t i = 0; i < dd->ndone; i++)
         free(dd->done[i]);
     dd->ndone = 0;
+    store_rollback(st);
     if (!dd->cols_fresh) {
         struct dav_collections cols = {0};
-        if (dav_discover(dd->conn, &cols, err) < 0)
+        if (discover(dd, &cols, err) < 0)
             return -1;
         dav_collections_free(&dd->cols);
         dd->cols = cols;
     }
     dd->cols_fresh = false;
-    store_rollback(st);
     if (store_begin(st) != STORE_OK)
         return replay_store_fail(err, st, "starting a transaction");
     int rc = 0;
@@ -1088,7 +1140,7 @@ op_connect(struct sync_driver *d, struct sync_error *err)
     /* Discovery is the login check: it is the first request that needs the
      * password. */
     struct dav_collections cols = {0};
-    if (dav_discover(dd->conn, &cols, err) < 0) {
+    if (discover(dd, &cols, err) < 0) {
         dav_close(dd->conn);
         dd->conn = NULL;
         err->scope = SYNC_SCOPE_ACCOUNT;

@@ -452,8 +452,9 @@ def test_non_ascii_and_space_hrefs(dav, mount, run_mailfs):
 
 def test_no_change_sync_lists_each_home_once(dav, mount, run_mailfs):
     """The CalDAV and the CardDAV driver share one listing of a home both
-    name (Radicale keeps calendars and address books in /user/): a sync with
-    no change lists each home once, and both trees stay whole."""
+    name (Radicale keeps calendars and address books in /user/), and what
+    discovery found is used again: a sync with no change lists each home
+    once and asks nothing else, and both trees stay whole."""
     import re
     import sys
     import urllib.parse
@@ -473,18 +474,51 @@ def test_no_change_sync_lists_each_home_once(dav, mount, run_mailfs):
         sync(run_mailfs, m)
         sent = b"".join(p.since(mark))
         homes = {dav.cal_home, dav.book_home}
-        listed = {}
+        listed, others = {}, []
         for req in re.split(rb"(?=^[A-Z]+ /)", sent, flags=re.M):
             head = req.split(b"\r\n\r\n", 1)[0]
             first = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            if len(first) < 2 or first[0] != "PROPFIND":
+            if len(first) < 2:
                 continue
             path = urllib.parse.unquote(first[1])
-            if path in homes and re.search(rb"^Depth: *1\r?$", head, re.M | re.I):
+            if first[0] == "PROPFIND" and path in homes and \
+                    re.search(rb"^Depth: *1\r?$", head, re.M | re.I):
                 listed[path] = listed.get(path, 0) + 1
+            else:
+                others.append(" ".join(first[:2]))
         assert listed == {h: 1 for h in homes}, listed
+        # what the first discovery found is used again: no probes
+        assert others == [], others
         assert files(m / "Calendar") == ["2026-01-05 10.00 Kept.ics"]
         assert files(m / "Contacts") == ["Anna Kept.vcf"]
         m.unmount()
     finally:
         p.close()
+
+
+def test_remembered_home_gone_discovers_again(dav, mount, run_mailfs):
+    """What discovery found is kept in the store; when a remembered home no
+    longer answers (moved, here: made up), the next sync discovers again and
+    keeps the real one."""
+    import sqlite3
+    dav.put(dav.cal + "e1.ics", event("e1", "Kept"))
+    m = dav.mount(mount, run_mailfs)
+    sync(run_mailfs, m)
+    m.unmount()
+    db = sqlite3.connect(os.path.join(dav.store_dir(), "store.db"))
+    (kept,) = db.execute("SELECT value FROM meta WHERE key = 'dav.caldav.where'").fetchone()
+    assert kept.split("\n")[5:] == [dav.cal_home], kept
+    moved = kept.split("\n")[:5] + ["/nobody/here/"]
+    db.execute("UPDATE meta SET value = ? WHERE key = 'dav.caldav.where'", ("\n".join(moved),))
+    db.commit()
+    db.close()
+    dav.put(dav.cal + "e2.ics", event("e2", "New", "20260106T100000Z"))
+    m = dav.mount(mount, run_mailfs)
+    sync(run_mailfs, m)
+    assert files(m / "Calendar") == ["2026-01-05 10.00 Kept.ics", "2026-01-06 10.00 New.ics"]
+    assert "discovering again" in m.stderr()
+    m.unmount()
+    db = sqlite3.connect(os.path.join(dav.store_dir(), "store.db"))
+    (kept,) = db.execute("SELECT value FROM meta WHERE key = 'dav.caldav.where'").fetchone()
+    db.close()
+    assert kept.split("\n")[5:] == [dav.cal_home], kept
