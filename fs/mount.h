@@ -96,8 +96,9 @@ int write_draft_fd(struct mount *m, uint64_t ino);
 int64_t write_drafts_in(struct mount *m, struct store *st, int64_t folder_id);
 /* Set the account online or offline (kept in the store). 0 or an errno. */
 int mount_set_mode(struct mount *m, struct store *st, bool offline);
-/* Commit every draft (before a control command acts); one that fails
- * stays for a later try. */
+/* Commit every draft: before any other change through the mount (so the
+ * journal keeps the order the user made them in) and before a control
+ * command acts. One that fails stays for a later try. */
 void write_commit_all(struct mount *m);
 /* Commit every draft and forget them (at unmount; one that fails is
  * committed at the next start). */

@@ -13,12 +13,10 @@
  * thread is woken after every change; nothing here waits on the network. */
 #include "fs/mount.h"
 
-#include "common/crash.h"
 #include "common/log.h"
 #include "common/utf8.h"
 #include "common/util.h"
 #include "formats/flags.h"
-#include "formats/mail.h"
 #include "store/conflict.h"
 #include "store/draft.h"
 #include "store/local.h"
@@ -190,7 +188,7 @@ draft_get(struct mount *m, struct store *st, uint64_t ino, bool keep, struct dra
     int e = item_folder(st, store_ino_folder(it.folder_id), &f);
     if (e)
         return e;
-    bool crlf = f.kind != STORE_KIND_NOTES; /* as store_draft_crlf */
+    bool crlf = store_draft_kind_crlf(f.kind);
     store_folder_clear(&f);
     int fd = store_draft_create(st, id, keep);
     if (fd < 0)
@@ -309,14 +307,6 @@ commit_idle(struct mount *m, int64_t idle_ms)
     pthread_mutex_unlock(&m->drafts_lock);
 }
 
-/* Writes before this change are committed before it is journaled: the
- * server is told in the order the user made them. */
-static void
-in_order(struct mount *m)
-{
-    commit_idle(m, 0);
-}
-
 void
 write_commit_all(struct mount *m)
 {
@@ -396,7 +386,7 @@ create_item(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
             struct fuse_file_info *fi)
 {
     struct mount *m = mnt(req);
-    in_order(m);
+    write_commit_all(m); /* the journal keeps the user's order */
     int e = check_name(name);
     if (!e && !S_ISREG(mode))
         e = EPERM;
@@ -653,7 +643,7 @@ void
 write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct mount *m = mnt(req);
-    in_order(m);
+    write_commit_all(m); /* the journal keeps the user's order */
     struct store *st = mount_store(m);
     struct store_folder f;
     int e = st ? dir_folder(st, parent, &f) : EIO;
@@ -692,7 +682,7 @@ void
 write_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     struct mount *m = mnt(req);
-    in_order(m);
+    write_commit_all(m); /* the journal keeps the user's order */
     int e = check_name(name);
     struct store *st = e ? NULL : mount_store(m);
     if (!e && !st)
@@ -750,7 +740,7 @@ void
 write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct mount *m = mnt(req);
-    in_order(m);
+    write_commit_all(m); /* the journal keeps the user's order */
     struct store *st = mount_store(m);
     struct store_folder f;
     int e = st ? dir_folder(st, parent, &f) : EIO;
@@ -833,7 +823,7 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
              const char *newname, unsigned int flags)
 {
     struct mount *m = mnt(req);
-    in_order(m);
+    write_commit_all(m); /* the journal keeps the user's order */
     if (flags & RENAME_EXCHANGE) {
         fuse_reply_err(req, EINVAL);
         return;
@@ -875,8 +865,8 @@ write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new
         e = EISDIR;
     }
     if (!e) {
-        /* A write under way that in_order could not commit: the move must
-         * take the latest bytes. */
+        /* A write under way that could not be committed above: the move
+         * must take the latest bytes. */
         e = commit_ino(m, store_ino_item(it.id));
     }
     if (!e) {
@@ -1063,7 +1053,7 @@ write_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
                size_t size, int flags)
 {
     struct mount *m = mnt(req);
-    in_order(m);
+    write_commit_all(m); /* the journal keeps the user's order */
     if (ino == FUSE_ROOT_ID && strcmp(name, "user.mailfs.mode") == 0) {
         bool off = value_is(value, size, "offline");
         if (!off && !value_is(value, size, "online")) {

@@ -97,6 +97,12 @@ store_draft_create(struct store *st, int64_t item_id, bool keep)
     return fd;
 }
 
+bool
+store_draft_kind_crlf(enum store_kind kind)
+{
+    return kind != STORE_KIND_NOTES;
+}
+
 enum store_status
 store_draft_crlf(struct store *st, int64_t item_id, bool *crlf)
 {
@@ -108,7 +114,7 @@ store_draft_crlf(struct store *st, int64_t item_id, bool *crlf)
     s = store_folder_get(st, it.folder_id, &f);
     if (s != STORE_OK)
         return s;
-    *crlf = f.kind != STORE_KIND_NOTES;
+    *crlf = store_draft_kind_crlf(f.kind);
     store_folder_clear(&f);
     return STORE_OK;
 }

@@ -19,8 +19,10 @@
  * open read-write on it, owned by the caller, or -errno. */
 int store_draft_create(struct store *st, int64_t item_id, bool keep);
 
-/* Whether the item's bytes have CRLF line ends by their standard: messages,
+/* Whether items of a kind have CRLF line ends by their standard: messages,
  * events and contacts; not notes, whose text is the user's own. */
+bool store_draft_kind_crlf(enum store_kind kind);
+/* The same for one item (its folder's kind). */
 enum store_status store_draft_crlf(struct store *st, int64_t item_id, bool *crlf);
 
 /* Commit the draft of item_id, open as fd (size bytes): synced, bare LF

@@ -490,8 +490,8 @@ list_kind(struct dav_driver *dd, enum store_kind kind, struct sync_error *err)
 
 /* Discovery: from what the last full one found (kept in the store's meta,
  * for the same URL and user, at most DISCOVERY_MAX_AGE old), else the
- * whole way, whose findings are then kept. The call outside any store
- * transaction. */
+ * whole way, whose findings are then kept. Called outside any store
+ * transaction (the meta write commits on its own). */
 static int
 discover(struct dav_driver *dd, struct dav_collections *cols, struct sync_error *err)
 {
