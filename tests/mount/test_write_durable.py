@@ -10,21 +10,12 @@ server read by imaplib."""
 import os
 import time
 
-from mailfs_testlib import (SLOW, crlf, folder_bodies, message_files, populate_basic,
-                            wait_server, wait_until, xattr)
-from test_write_ops import GRUSSE, LUNCH, QUARTERLY, SYNC, PUSH, sync
+from mailfs_testlib import SLOW, crlf, folder_bodies, wait_server, wait_until, xattr
+from test_write_ops import GRUSSE, LUNCH, QUARTERLY, PUSH, start, sync
 
 NEW_Q = b"Subject: Quarterly report, second draft\nMessage-ID: <q2@t>\n\nNumbers went up.\n"
 NEW_L = b"Subject: Lunch? Yes\nMessage-ID: <l2@t>\n\nAt noon.\n"
 ADDED = b"Subject: Added just before the crash\nMessage-ID: <added@t>\n\nHello.\n"
-
-
-def start(account, mount):
-    c = account.client()
-    expected = populate_basic(c)
-    m = mount()
-    wait_until(lambda: message_files(m.path) == expected, SYNC * SLOW, what="initial sync")
-    return c, expected, m
 
 
 def inbox_without(c, expected, *paths):
