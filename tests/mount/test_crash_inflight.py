@@ -54,6 +54,16 @@ def crash_when_done(m, proxy, done):
     proxy.close()
 
 
+def unreachable_mount(dovecot, mailfs_env, mount, tmp_path):
+    """Mount with the account pointed at a port nobody listens on: the user
+    works while the server cannot be reached."""
+    dead = str(tmp_path / "dead.conf")
+    mailfs_env.write_config({"test": mailfs_env.account_for(dovecot,
+                                                              port=srvlib.free_port())},
+                            path=dead)
+    return mount(config=dead)
+
+
 def settle(run_mailfs, m, upload=False):
     for _ in range(2):
         rc, out, err = run_mailfs("sync", m.path)
@@ -111,11 +121,7 @@ def test_append_answer_lost_then_moved(collide, dovecot, mailfs_env, mount, run_
     crash_when_done(m, proxy, lambda: msg in folder_bodies(c, "INBOX"))
 
     # the user moves the file while the server cannot be reached
-    dead = str(tmp_path / "dead.conf")
-    mailfs_env.write_config({"test": mailfs_env.account_for(dovecot,
-                                                              port=srvlib.free_port())},
-                            path=dead)
-    m = mount(config=dead)
+    m = unreachable_mount(dovecot, mailfs_env, mount, tmp_path)
     os.rename(m / "Inbox/new.eml", m / "Archive/new.eml")
     m.unmount()
 
@@ -168,11 +174,7 @@ def test_move_answer_lost_then_deleted(dovecot, mailfs_env, mount, run_mailfs, t
     crash_when_done(m, proxy, lambda: body in folder_bodies(c, "Archive"))
 
     # the user deletes it while the server cannot be reached
-    dead = str(tmp_path / "dead.conf")
-    mailfs_env.write_config({"test": mailfs_env.account_for(dovecot,
-                                                              port=srvlib.free_port())},
-                            path=dead)
-    m = mount(config=dead)
+    m = unreachable_mount(dovecot, mailfs_env, mount, tmp_path)
     os.unlink(m / moved)
     m.unmount()
 
